@@ -1,0 +1,49 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "keyrotd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "keyrotd", targets: ["keyrotd"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: [
+        // Pure core: configuration model and validation, time spans, the rotation
+        // window, the schedule, the rotation state machine and the state schema.
+        // No Glibc, no I/O, no clock.
+        .target(
+            name: "KeyRotation",
+            dependencies: [.product(name: "TOMLKit", package: "TOMLKit")]
+        ),
+        // One folder per seam: the state file, file-system checks of the config.
+        .target(
+            name: "KeyRotationAdapters",
+            dependencies: [
+                "KeyRotation",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .executableTarget(
+            name: "keyrotd",
+            dependencies: [
+                "KeyRotation",
+                "KeyRotationAdapters",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Test-only helper processes (state-file writer killed by the crash tests).
+        .executableTarget(
+            name: "keyrotd-testhelper",
+            dependencies: ["KeyRotation", "KeyRotationAdapters"]
+        ),
+        .testTarget(name: "KeyRotationTests", dependencies: ["KeyRotation"]),
+        .testTarget(name: "AdapterTests", dependencies: ["KeyRotation", "KeyRotationAdapters"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["KeyRotation"]),
+    ],
+    swiftLanguageModes: [.v6]
+)
