@@ -43,7 +43,7 @@ let package = Package(
         ),
         .testTarget(name: "KeyRotationTests", dependencies: ["KeyRotation"]),
         .testTarget(name: "AdapterTests", dependencies: ["KeyRotation", "KeyRotationAdapters"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["KeyRotation"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["KeyRotation", "KeyRotationAdapters"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,506 @@
+import Foundation
+import TOMLKit
+
+/// What `ConfigParser` found: the configuration when there were no errors, every
+/// problem it saw, and the file-system checks that only an adapter can make.
+public struct ParsedConfiguration: Sendable {
+    /// nil when any problem is an error.
+    public var configuration: Configuration?
+    public var problems: [ConfigProblem]
+    /// Paths the configuration relies on; checked by the file-system adapter even
+    /// when other parts of the configuration are wrong, so one run lists everything.
+    public var fileChecks: [FileCheck]
+}
+
+/// A path from the configuration that must pass a check on the real file system.
+public struct FileCheck: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        /// Exists, is a regular file, is executable, and is not group/world-writable.
+        case hook
+        /// Readable by us, not readable or writable by group/others, not empty.
+        case secretFile
+        /// `$CREDENTIALS_DIRECTORY/<name>` readable and not empty.
+        case credential(name: String)
+    }
+
+    public var kind: Kind
+    public var path: String
+    public var location: ConfigProblem.Location
+    public var tomlPath: String
+}
+
+/// Parses and validates keyrotd's TOML configuration. Pure: reads only the text
+/// it is given. Reports every problem with where it is, not just the first.
+public enum ConfigParser {
+    public static func parse(_ text: String) -> ParsedConfiguration {
+        let root: TOMLTable
+        do {
+            root = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            let problem = ConfigProblem(
+                .line(error.source.begin.line, column: error.source.begin.column),
+                "TOML syntax error: \(error.description)")
+            return ParsedConfiguration(configuration: nil, problems: [problem], fileChecks: [])
+        } catch {
+            return ParsedConfiguration(
+                configuration: nil, problems: [ConfigProblem(.file, "cannot parse: \(error)")], fileChecks: [])
+        }
+        var reader = Reader(locator: SourceLocator(text))
+        let configuration = reader.configuration(root)
+        let failed = reader.problems.contains { $0.severity == .error }
+        return ParsedConfiguration(
+            configuration: failed ? nil : configuration,
+            problems: reader.problems,
+            fileChecks: reader.fileChecks)
+    }
+}
+
+// MARK: - Reading tables
+
+private struct Reader {
+    let locator: SourceLocator
+    var problems: [ConfigProblem] = []
+    var fileChecks: [FileCheck] = []
+
+    static let sections = ["daemon", "defaults", "audit", "budget", "providers", "keys"]
+    static let daemonKeys = ["state_file", "control_socket", "catch_up_spacing"]
+    static let policyKeys = [
+        "rotate_every", "overlap", "jitter", "hook_timeout", "window", "max_overlap",
+        "retry_initial", "retry_max", "blocked_retry",
+    ]
+    static let defaultsKeys = policyKeys + ["alert_hooks"]
+    static let auditKeys = ["every", "stale_after"]
+    static let budgetKeys = ["every", "thresholds"]
+    static let providerKeys = ["type", "base_url", "admin_key_credential", "admin_key_file", "requests_per_minute"]
+    static let keyKeys = policyKeys + ["provider", "workspace", "user", "hooks", "adopt"]
+
+    mutating func configuration(_ root: TOMLTable) -> Configuration {
+        checkKeys(root, table: [], allowed: Self.sections, what: "section")
+
+        let daemonTable = table(root, "daemon", parent: [])
+        let defaultsTable = table(root, "defaults", parent: [])
+        let auditTable = table(root, "audit", parent: [])
+        let budgetTable = table(root, "budget", parent: [])
+
+        checkKeys(daemonTable, table: ["daemon"], allowed: Self.daemonKeys, what: "key")
+        checkKeys(defaultsTable, table: ["defaults"], allowed: Self.defaultsKeys, what: "key")
+        checkKeys(auditTable, table: ["audit"], allowed: Self.auditKeys, what: "key")
+        checkKeys(budgetTable, table: ["budget"], allowed: Self.budgetKeys, what: "key")
+
+        let daemon = DaemonSettings(
+            stateFile: absolutePath(daemonTable, ["daemon"], "state_file"),
+            controlSocket: absolutePath(daemonTable, ["daemon"], "control_socket"),
+            catchUpSpacing: span(daemonTable, ["daemon"], "catch_up_spacing") ?? .minutes(1))
+
+        let defaults = policy(defaultsTable, ["defaults"], base: .standard)
+        validate(defaults, table: ["defaults"])
+
+        var alertHooks: [String] = []
+        if let hooks = stringArray(defaultsTable, ["defaults"], "alert_hooks") {
+            alertHooks = hookPaths(hooks, table: ["defaults"], key: "alert_hooks")
+        }
+
+        let audit = AuditSettings(
+            every: positiveSpan(auditTable, ["audit"], "every") ?? .days(1),
+            staleAfter: positiveSpan(auditTable, ["audit"], "stale_after") ?? .days(30))
+        let budget = BudgetSettings(
+            every: positiveSpan(budgetTable, ["budget"], "every") ?? .hours(1),
+            thresholds: thresholds(budgetTable) ?? [50, 80, 95])
+
+        var providers: [String: ProviderSettings] = [:]
+        let providersTable = table(root, "providers", parent: [])
+        for name in providersTable?.keys ?? [] {
+            guard let section = table(providersTable, name, parent: ["providers"]) else { continue }
+            if let provider = provider(name, section) { providers[name] = provider }
+        }
+
+        var keys: [ManagedKey] = []
+        let keysTable = table(root, "keys", parent: [])
+        for name in (keysTable?.keys ?? []).sorted() {
+            guard let section = table(keysTable, name, parent: ["keys"]) else { continue }
+            if let key = managedKey(name, section, defaults: defaults, providers: providers, providersTable: providersTable) {
+                keys.append(key)
+            }
+        }
+        if (keysTable?.keys ?? []).isEmpty {
+            problems.append(ConfigProblem(.file, "no [keys.NAME] section: there is nothing to rotate"))
+        }
+
+        return Configuration(
+            daemon: daemon, audit: audit, budget: budget, alertHooks: alertHooks,
+            providers: providers, keys: keys)
+    }
+
+    // MARK: Sections
+
+    mutating func provider(_ name: String, _ section: TOMLTable) -> ProviderSettings? {
+        let path = ["providers", name]
+        checkKeys(section, table: path, allowed: Self.providerKeys, what: "key")
+        var ok = true
+
+        var type: ProviderType?
+        if let text = string(section, path, "type") {
+            type = ProviderType(rawValue: text)
+            if type == nil {
+                let known = ProviderType.allCases.map(\.rawValue).joined(separator: ", ")
+                report(path, "type", "unknown provider type \"\(text)\" (known: \(known))")
+            }
+        } else if section["type"] == nil {
+            report(path, nil, "missing type (e.g. type = \"mistral\")")
+        }
+        ok = ok && type != nil
+
+        let baseURL = string(section, path, "base_url")
+        if let baseURL {
+            if let message = Self.urlProblem(baseURL) {
+                report(path, "base_url", message)
+                ok = false
+            }
+        } else if section["base_url"] == nil {
+            report(path, nil, "missing base_url (e.g. base_url = \"https://api.mistral.ai\")")
+            ok = false
+        }
+
+        let credential = string(section, path, "admin_key_credential")
+        let file = string(section, path, "admin_key_file")
+        var adminKey: AdminKeySource?
+        switch (credential, file) {
+        case (let name?, nil):
+            if name.isEmpty || name.contains("/") || name == "." || name == ".." {
+                report(path, "admin_key_credential", "\"\(name)\" is not a credential name (a file name without \"/\")")
+            } else {
+                adminKey = .credential(name)
+                addFileCheck(.credential(name: name), name, path, "admin_key_credential")
+            }
+        case (nil, let file?):
+            if file.hasPrefix("/") {
+                adminKey = .file(file)
+                addFileCheck(.secretFile, file, path, "admin_key_file")
+            } else {
+                report(path, "admin_key_file", "\"\(file)\" is not an absolute path")
+            }
+        case (.some, .some):
+            report(path, "admin_key_file", "set admin_key_credential or admin_key_file, not both")
+        case (nil, nil):
+            if section["admin_key_credential"] == nil && section["admin_key_file"] == nil {
+                report(path, nil, "missing admin_key_credential (or admin_key_file): where the admin key comes from")
+            }
+        }
+
+        var rpm = 60
+        if let value = int(section, path, "requests_per_minute") {
+            if value < 1 || value > 100_000 {
+                report(path, "requests_per_minute", "must be between 1 and 100000, not \(value)")
+            } else {
+                rpm = value
+            }
+        }
+
+        guard ok, let type, let baseURL, let adminKey else { return nil }
+        return ProviderSettings(name: name, type: type, baseURL: baseURL, adminKey: adminKey, requestsPerMinute: rpm)
+    }
+
+    mutating func managedKey(
+        _ name: String, _ section: TOMLTable, defaults: KeyPolicy,
+        providers: [String: ProviderSettings], providersTable: TOMLTable?
+    ) -> ManagedKey? {
+        let path = ["keys", name]
+        checkKeys(section, table: path, allowed: Self.keyKeys, what: "key")
+        var ok = true
+        if !ManagedKey.isValidName(name) {
+            report(path, nil, "\"\(name)\" is not a valid key name: use 1-64 letters, digits, \".\", \"_\" or \"-\", starting with a letter or digit")
+            ok = false
+        }
+
+        let provider = string(section, path, "provider")
+        if let provider {
+            if providersTable?[provider] == nil {
+                let known = (providersTable?.keys ?? []).sorted().joined(separator: ", ")
+                report(path, "provider", "no [providers.\(provider)] section" + (known.isEmpty ? "" : " (defined: \(known))"))
+                ok = false
+            }
+        } else if section["provider"] == nil {
+            report(path, nil, "missing provider (the name of a [providers.NAME] section)")
+            ok = false
+        }
+
+        let workspace = uuid(section, path, "workspace")
+        let user = uuid(section, path, "user")
+        ok = ok && workspace != nil && user != nil
+
+        var hooks: [String] = []
+        if let list = stringArray(section, path, "hooks") {
+            hooks = hookPaths(list, table: path, key: "hooks")
+            if list.isEmpty {
+                report(path, "hooks", "is empty: the new secret would reach no consumer")
+                ok = false
+            }
+        } else if section["hooks"] == nil {
+            report(path, nil, "missing hooks: the new secret would reach no consumer")
+            ok = false
+        }
+
+        var adopt: String?
+        if let id = string(section, path, "adopt") {
+            if id.isEmpty {
+                report(path, "adopt", "is empty (expected a provider key id)")
+            } else {
+                adopt = id
+            }
+        }
+
+        let policy = policy(section, path, base: defaults)
+        validate(policy, table: path, sets: Set(section.keys))
+
+        guard ok, let provider, let workspace, let user else { return nil }
+        return ManagedKey(
+            name: name, provider: provider, workspace: workspace, user: user,
+            hooks: hooks, adopt: adopt, policy: policy)
+    }
+
+    mutating func policy(_ table: TOMLTable?, _ path: [String], base: KeyPolicy) -> KeyPolicy {
+        var policy = base
+        if let v = positiveSpan(table, path, "rotate_every") { policy.rotateEvery = v }
+        if let v = span(table, path, "overlap") { policy.overlap = v }
+        if let v = span(table, path, "jitter") { policy.jitter = v }
+        if let v = positiveSpan(table, path, "hook_timeout") { policy.hookTimeout = v }
+        if let v = positiveSpan(table, path, "retry_initial") { policy.retryInitial = v }
+        if let v = positiveSpan(table, path, "retry_max") { policy.retryMax = v }
+        if let v = positiveSpan(table, path, "blocked_retry") { policy.blockedRetry = v }
+        if let v = span(table, path, "max_overlap") {
+            policy.maxOverlap = v
+        } else if table?["overlap"] != nil, policy.maxOverlap < policy.overlap {
+            policy.maxOverlap = policy.overlap
+        }
+        if let text = string(table, path, "window") {
+            do {
+                policy.window = try RotationWindow(parsing: text)
+            } catch {
+                report(path, "window", error.description)
+            }
+        }
+        return policy
+    }
+
+    /// Rules that relate several durations, checked on the effective policy. A key
+    /// section reports only the rules involving a value it sets itself, at that
+    /// value; a rule broken by `[defaults]` alone is reported once, there.
+    mutating func validate(_ policy: KeyPolicy, table path: [String], sets: Set<String>? = nil) {
+        func check(_ broken: Bool, _ involved: [String], _ message: String) {
+            guard broken else { return }
+            guard let sets else { return report(path, involved[0], message) }
+            guard let key = involved.first(where: sets.contains) else { return }
+            report(path, key, message)
+        }
+        check(policy.overlap >= policy.rotateEvery, ["overlap", "rotate_every"],
+              "overlap (\(policy.overlap)) must be shorter than rotate_every (\(policy.rotateEvery))")
+        check(policy.jitter > policy.rotateEvery / 4, ["jitter", "rotate_every"],
+              "jitter (\(policy.jitter)) must be at most a quarter of rotate_every (\(policy.rotateEvery / 4))")
+        check(policy.maxOverlap < policy.overlap, ["max_overlap", "overlap"],
+              "max_overlap (\(policy.maxOverlap)) must not be shorter than overlap (\(policy.overlap))")
+        check(policy.retryMax < policy.retryInitial, ["retry_max", "retry_initial"],
+              "retry_max (\(policy.retryMax)) must not be shorter than retry_initial (\(policy.retryInitial))")
+    }
+
+    mutating func thresholds(_ table: TOMLTable?) -> [Int]? {
+        guard let value = table?["thresholds"] else { return nil }
+        guard let array = value.array else {
+            report(["budget"], "thresholds", "must be an array of percentages, e.g. [50, 80, 95]")
+            return nil
+        }
+        var result: [Int] = []
+        for element in array {
+            guard let percent = element.int, (1...100).contains(percent) else {
+                report(["budget"], "thresholds", "each threshold must be a whole percentage from 1 to 100")
+                return nil
+            }
+            result.append(percent)
+        }
+        if result.isEmpty || zip(result, result.dropFirst()).contains(where: { $0 >= $1 }) {
+            report(["budget"], "thresholds", "must be non-empty and strictly increasing")
+            return nil
+        }
+        return result
+    }
+
+    // MARK: Values
+
+    mutating func checkKeys(_ table: TOMLTable?, table path: [String], allowed: [String], what: String) {
+        guard let table else { return }
+        for key in table.keys.sorted() where !allowed.contains(key) {
+            let place = path.isEmpty ? "" : " in [\(path.joined(separator: "."))]"
+            if what == "section" {
+                report([key], nil, "unknown section [\(key)] (known: \(allowed.joined(separator: ", ")))", tomlPath: key)
+            } else {
+                report(path, key, "unknown key \"\(key)\"\(place) (known: \(allowed.joined(separator: ", ")))")
+            }
+        }
+    }
+
+    mutating func table(_ parent: TOMLTable?, _ key: String, parent path: [String]) -> TOMLTable? {
+        guard let value = parent?[key] else { return nil }
+        guard let table = value.table else {
+            report(path, key, "must be a table ([\((path + [key]).joined(separator: "."))])")
+            return nil
+        }
+        return table
+    }
+
+    mutating func string(_ table: TOMLTable?, _ path: [String], _ key: String) -> String? {
+        guard let value = table?[key] else { return nil }
+        guard let text = value.string else {
+            report(path, key, "must be a string, not \(value.type)")
+            return nil
+        }
+        return text
+    }
+
+    mutating func int(_ table: TOMLTable?, _ path: [String], _ key: String) -> Int? {
+        guard let value = table?[key] else { return nil }
+        guard let number = value.int else {
+            report(path, key, "must be an integer, not \(value.type)")
+            return nil
+        }
+        return number
+    }
+
+    mutating func stringArray(_ table: TOMLTable?, _ path: [String], _ key: String) -> [String]? {
+        guard let value = table?[key] else { return nil }
+        guard let array = value.array else {
+            report(path, key, "must be an array of strings, not \(value.type)")
+            return nil
+        }
+        var result: [String] = []
+        for (index, element) in array.enumerated() {
+            guard let text = element.string else {
+                report(path, key, "element \(index + 1) must be a string, not \(element.type)")
+                return nil
+            }
+            result.append(text)
+        }
+        return result
+    }
+
+    /// A duration in systemd time-span syntax ("90d", "1h 30min"); an integer is seconds.
+    mutating func span(_ table: TOMLTable?, _ path: [String], _ key: String) -> TimeSpan? {
+        guard let value = table?[key] else { return nil }
+        if let seconds = value.int {
+            guard seconds >= 0 else {
+                report(path, key, "must not be negative")
+                return nil
+            }
+            return .seconds(Int64(seconds))
+        }
+        guard let text = value.string else {
+            report(path, key, "must be a duration such as \"90d\" or \"1h 30min\", not \(value.type)")
+            return nil
+        }
+        do {
+            return try TimeSpan(parsing: text)
+        } catch {
+            report(path, key, "bad duration: \(error.description)")
+            return nil
+        }
+    }
+
+    mutating func positiveSpan(_ table: TOMLTable?, _ path: [String], _ key: String) -> TimeSpan? {
+        guard let span = span(table, path, key) else { return nil }
+        guard span > .zero else {
+            report(path, key, "must be longer than zero")
+            return nil
+        }
+        return span
+    }
+
+    mutating func absolutePath(_ table: TOMLTable?, _ path: [String], _ key: String) -> String? {
+        guard let text = string(table, path, key) else { return nil }
+        guard text.hasPrefix("/") else {
+            report(path, key, "\"\(text)\" is not an absolute path")
+            return nil
+        }
+        return text
+    }
+
+    mutating func uuid(_ table: TOMLTable?, _ path: [String], _ key: String) -> String? {
+        guard let text = string(table, path, key) else {
+            if table?[key] == nil { report(path, nil, "missing \(key) (a UUID)") }
+            return nil
+        }
+        guard UUID(uuidString: text) != nil else {
+            report(path, key, "\"\(text)\" is not a UUID")
+            return nil
+        }
+        return text.lowercased()
+    }
+
+    mutating func hookPaths(_ paths: [String], table path: [String], key: String) -> [String] {
+        for (index, hook) in paths.enumerated() {
+            if hook.hasPrefix("/") {
+                addFileCheck(.hook, hook, path, key)
+            } else {
+                report(path, key, "element \(index + 1): \"\(hook)\" is not an absolute path")
+            }
+        }
+        return paths
+    }
+
+    // MARK: Reporting
+
+    mutating func addFileCheck(_ kind: FileCheck.Kind, _ file: String, _ table: [String], _ key: String) {
+        fileChecks.append(FileCheck(
+            kind: kind, path: file, location: location(table, key),
+            tomlPath: (table + [key]).joined(separator: ".")))
+    }
+
+    func location(_ table: [String], _ key: String?) -> ConfigProblem.Location {
+        if let line = locator.line(table: table, key: key) { return .line(line, column: nil) }
+        return .path((table + (key.map { [$0] } ?? [])).joined(separator: "."))
+    }
+
+    mutating func report(_ table: [String], _ key: String?, _ message: String, tomlPath: String? = nil) {
+        let path = tomlPath ?? (table + (key.map { [$0] } ?? [])).joined(separator: ".")
+        problems.append(ConfigProblem(location(table, key), path: path.isEmpty ? nil : path, message))
+    }
+
+    /// nil when `text` may be a provider base URL: https, or plain http to a loopback address.
+    static func urlProblem(_ text: String) -> String? {
+        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
+              let host = components.host, !host.isEmpty
+        else {
+            return "\"\(text)\" is not an absolute URL"
+        }
+        if components.user != nil || components.password != nil {
+            return "must not carry credentials in the URL"
+        }
+        if components.query != nil || components.fragment != nil {
+            return "must not have a query or fragment"
+        }
+        switch scheme {
+        case "https":
+            return nil
+        case "http":
+            return isLoopback(host) ? nil : "plain http is allowed only for loopback addresses; use https"
+        default:
+            return "unsupported scheme \"\(scheme)\"; use https"
+        }
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        let host = host.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        if host == "localhost" || host == "::1" { return true }
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        guard octets.count == 4, octets.allSatisfy({ UInt8($0) != nil }) else { return false }
+        return octets[0] == "127"
+    }
+}
+
+extension ManagedKey {
+    /// Key names appear in provider key names, journal fields and file names.
+    public static func isValidName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, name.unicodeScalars.count <= 64 else { return false }
+        func allowed(_ c: Unicode.Scalar) -> Bool {
+            c.isASCII && (c.properties.isAlphabetic || ("0"..."9").contains(c) || c == "." || c == "_" || c == "-")
+        }
+        return name.unicodeScalars.allSatisfy(allowed) && first != "." && first != "_" && first != "-"
+    }
+}

@@ -1,0 +1,133 @@
+import Foundation
+
+/// keyrotd's configuration after parsing and validation. Only `ConfigParser`
+/// builds one, so every value here already satisfies the rules it checks.
+public struct Configuration: Sendable, Equatable {
+    public var daemon: DaemonSettings
+    public var audit: AuditSettings
+    public var budget: BudgetSettings
+    /// Run on `failed`, `budget` and `audit` events (`[defaults] alert_hooks`).
+    public var alertHooks: [String]
+    public var providers: [String: ProviderSettings]
+    /// Sorted by name.
+    public var keys: [ManagedKey]
+
+    public func key(named name: String) -> ManagedKey? {
+        keys.first { $0.name == name }
+    }
+}
+
+public struct DaemonSettings: Sendable, Equatable {
+    /// nil: `$STATE_DIRECTORY/state.json`, or `/var/lib/keyrotd/state.json`.
+    public var stateFile: String?
+    /// nil: `$RUNTIME_DIRECTORY/control.sock`, or `/run/keyrotd/control.sock`.
+    public var controlSocket: String?
+    /// Keys found overdue at start-up are started this far apart, oldest first.
+    public var catchUpSpacing: TimeSpan
+
+    public static let defaultStateFile = "/var/lib/keyrotd/state.json"
+    public static let defaultControlSocket = "/run/keyrotd/control.sock"
+
+    /// The state file path, resolved against the environment systemd gives the service.
+    public func resolvedStateFile(environment: [String: String]) -> String {
+        Self.stateFile(configured: stateFile, environment: environment)
+    }
+
+    public static func stateFile(configured: String?, environment: [String: String]) -> String {
+        if let configured { return configured }
+        if let dir = environment["STATE_DIRECTORY"]?.split(separator: ":").first, !dir.isEmpty {
+            return "\(dir)/state.json"
+        }
+        return defaultStateFile
+    }
+
+    public func resolvedControlSocket(environment: [String: String]) -> String {
+        if let controlSocket { return controlSocket }
+        if let dir = environment["RUNTIME_DIRECTORY"]?.split(separator: ":").first, !dir.isEmpty {
+            return "\(dir)/control.sock"
+        }
+        return Self.defaultControlSocket
+    }
+}
+
+/// How and when one key rotates: `[defaults]` with a key's own overrides applied.
+public struct KeyPolicy: Sendable, Equatable {
+    public var rotateEvery: TimeSpan
+    public var overlap: TimeSpan
+    /// Upper bound of the random delay added to each due time.
+    public var jitter: TimeSpan
+    public var hookTimeout: TimeSpan
+    /// Rotations start only inside this window (local time); nil = any time.
+    public var window: RotationWindow?
+    /// Usage-aware retirement may extend the overlap up to this.
+    public var maxOverlap: TimeSpan
+    /// First retry delay after a failed step; doubles per attempt up to `retryMax`.
+    public var retryInitial: TimeSpan
+    public var retryMax: TimeSpan
+    /// Retry interval for a step blocked on something an operator must fix.
+    public var blockedRetry: TimeSpan
+
+    public static let standard = KeyPolicy(
+        rotateEvery: .days(90), overlap: .hours(24), jitter: .hours(6),
+        hookTimeout: .minutes(2), window: nil, maxOverlap: .days(7),
+        retryInitial: .seconds(30), retryMax: .hours(1), blockedRetry: .hours(6))
+
+    /// Extra lifetime given to each new key at the provider beyond its planned use,
+    /// so a key expires on its own if keyrotd is gone for good, but never before
+    /// its successor can be in place.
+    public var expirationMargin: TimeSpan {
+        max(.days(7), rotateEvery / 10)
+    }
+
+    /// Lifetime requested for a new key: it must outlive its rotation interval, the
+    /// largest jitter, and the longest overlap of its own retirement.
+    public var keyLifetime: TimeSpan {
+        rotateEvery + jitter + max(overlap, maxOverlap) + expirationMargin
+    }
+}
+
+public enum ProviderType: String, Sendable, Equatable, CaseIterable {
+    case mistral
+}
+
+public enum AdminKeySource: Sendable, Equatable {
+    /// A file in `$CREDENTIALS_DIRECTORY` (systemd `LoadCredential=`).
+    case credential(String)
+    /// An absolute path; must be 0600 or stricter.
+    case file(String)
+}
+
+public struct ProviderSettings: Sendable, Equatable {
+    public var name: String
+    public var type: ProviderType
+    public var baseURL: String
+    public var adminKey: AdminKeySource
+    /// keyrotd paces its own admin calls to stay under this.
+    public var requestsPerMinute: Int
+}
+
+public struct ManagedKey: Sendable, Equatable {
+    public var name: String
+    /// Name of a `[providers.*]` section.
+    public var provider: String
+    /// Provider workspace (Mistral workspace UUID): the key's scope.
+    public var workspace: String
+    /// Provider user the key is created for.
+    public var user: String
+    /// Absolute paths, run in order on deploy and on retire.
+    public var hooks: [String]
+    /// Provider key id to take over instead of creating a first key.
+    public var adopt: String?
+    public var policy: KeyPolicy
+}
+
+public struct AuditSettings: Sendable, Equatable {
+    public var every: TimeSpan
+    public var staleAfter: TimeSpan
+}
+
+public struct BudgetSettings: Sendable, Equatable {
+    public var every: TimeSpan
+    /// Percent of the spend limit, strictly increasing.
+    public var thresholds: [Int]
+}

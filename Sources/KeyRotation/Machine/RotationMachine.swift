@@ -1,0 +1,469 @@
+import Foundation
+
+/// The rotation of one managed key, as a pure state machine.
+///
+/// ```
+///  idle --due--> creating --created--> verifying --ok--> deploying --all hooks ok-->
+///  overlapping --overlap passed--> retiring --deleted (or 404), retire hooks ok--> idle
+///
+///  any step --error--> same step, retried after capped exponential backoff with full jitter
+///  401 / 403 / 422  --> blocked (needs an operator; retried every blocked_retry)
+///  revoke           --> rotation now, overlap = 0 (joins a rotation in flight)
+///  no key yet       --> adopting (adopt = "id") or a first rotation at once
+/// ```
+///
+/// `handle(_:now:)` reads no clock and performs no I/O: it updates `record` and
+/// returns the actions for the loop to perform, in order. A `.persist` precedes
+/// every side effect whose intent must survive a crash (the create call above
+/// all) and follows every outcome. At most one action awaits an outcome, and
+/// until that outcome (or a failure) arrives, ticks change nothing.
+///
+/// After a restart, a fresh machine built from the persisted record resumes with
+/// a `.tick`: a create that may have reached the provider is reconciled by
+/// listing the deterministic name first; any other step is simply repeated
+/// (verify and delete are idempotent, hooks must be).
+public struct RotationMachine: Sendable {
+    public private(set) var record: KeyRecord
+    public var policy: KeyPolicy
+    /// Deploy and retire hooks, run in this order.
+    public var hooks: [String]
+    /// Provider key id to take over when there is no current key yet.
+    public var adopt: String?
+    /// Zone of the rotation window.
+    public var timeZone: TimeZone
+    /// The action whose outcome is awaited, from when it is returned until its
+    /// outcome (or failure) arrives. Not persisted: after a crash nothing is in flight.
+    public private(set) var inFlight: Action?
+
+    public var awaiting: Bool { inFlight != nil }
+
+    /// Consecutive failed verifications after which the new key counts as broken
+    /// and the step blocks for an operator.
+    public static let maxVerifyAttempts = 8
+
+    public init(record: KeyRecord, policy: KeyPolicy, hooks: [String], adopt: String? = nil, timeZone: TimeZone) {
+        self.record = record
+        self.policy = policy
+        self.hooks = hooks
+        self.adopt = adopt
+        self.timeZone = timeZone
+    }
+
+    public var name: String { record.name }
+
+    /// When the loop should next send `.tick`: nil while an outcome is awaited; a
+    /// past instant when a step is ready now.
+    public var nextDeadline: Date? {
+        if awaiting { return nil }
+        switch record.phase {
+        case .idle:
+            if record.current == nil { return record.retryAt ?? .distantPast }
+            return [record.nextDue, record.retryAt].compactMap { $0 }.max()
+        case .overlapping:
+            let retireAt = record.revoking ? nil : record.previous?.retireAt
+            return [retireAt, record.retryAt].compactMap { $0 }.max() ?? .distantPast
+        case .blocked:
+            return record.retryAt ?? .distantPast
+        case .adopting, .creating, .verifying, .deploying, .retiring:
+            return record.retryAt ?? .distantPast
+        }
+    }
+
+    public mutating func handle(_ event: Event, now: Date) -> [Action] {
+        switch event {
+        case .tick:
+            return tick(now: now)
+        case .rotateRequested:
+            return rotateRequested(now: now)
+        case .revokeRequested:
+            return revokeRequested(now: now)
+        case .created(let key):
+            guard case .createKey? = inFlight, var pending = record.pending else { return [] }
+            inFlight = nil
+            pending.id = key.id
+            pending.secret = key.secret
+            pending.createdAt = key.createdAt
+            record.pending = pending
+            record.phase = .verifying
+            clearFailure()
+            return [
+                .persist,
+                emit(.keyCreated, keyID: key.id, generation: pending.generation, "created \(key.name)"),
+                expect(.verifyKey(id: key.id, secret: key.secret)),
+            ]
+        case .listed(let keys):
+            guard case .listKeys? = inFlight else { return [] }
+            inFlight = nil
+            return record.phase == .adopting ? adopted(keys, now: now) : reconciled(keys, now: now)
+        case .verified:
+            guard case .verifyKey? = inFlight, let pending = record.pending, let id = pending.id else { return [] }
+            inFlight = nil
+            record.phase = .deploying
+            clearFailure()
+            return [.persist, emit(.keyVerified, keyID: id, generation: pending.generation, "new key works")]
+                + deployNext(now: now)
+        case .hookSucceeded(let path):
+            guard case .runHook(let hook)? = inFlight, hook.path == path else { return [] }
+            inFlight = nil
+            switch hook.event {
+            case .deploy:
+                record.pending?.hooksDone.append(path)
+                clearFailure()
+                return [.persist, emit(.hookSucceeded, keyID: record.pending?.id, "deploy hook \(path) succeeded")]
+                    + deployNext(now: now)
+            case .retire:
+                record.previous?.hooksDone.append(path)
+                clearFailure()
+                return [.persist, emit(.hookSucceeded, keyID: record.previous?.key.id, "retire hook \(path) succeeded")]
+                    + retireNext(now: now)
+            }
+        case .deleted(let id):
+            guard case .deleteKey(let inFlightID)? = inFlight, inFlightID == id else { return [] }
+            inFlight = nil
+            switch record.phase {
+            case .creating:
+                record.pending?.orphans.removeAll { $0 == id }
+                return [.persist, emit(.orphanDeleted, keyID: id, "deleted unrecorded key \(id) left by an interrupted create")]
+                    + createNext(now: now)
+            case .retiring:
+                guard let previous = record.previous else { return [] }
+                record.previous?.deleted = true
+                clearFailure()
+                return [
+                    .persist,
+                    emit(.keyRetired, keyID: previous.key.id, generation: previous.key.generation,
+                         "deleted old key \(previous.key.id)"),
+                ] + retireNext(now: now)
+            default:
+                return []
+            }
+        case .failed(let failure):
+            guard inFlight != nil else { return [] }
+            inFlight = nil
+            return failed(failure, now: now)
+        }
+    }
+
+    // MARK: - Ticks
+
+    private mutating func tick(now: Date) -> [Action] {
+        guard !awaiting else { return [] }
+        if let retryAt = record.retryAt, now < retryAt { return [] }
+        switch record.phase {
+        case .idle:
+            guard let current = record.current else {
+                if let adopt {
+                    record.phase = .adopting
+                    return [.persist, expect(.listKeys(nameContains: nil))]
+                        .with(emit(.rotationStarted, "looking up key \(adopt) to adopt"), at: 1)
+                }
+                return startRotation(now: now, reason: "no key yet: creating the first")
+            }
+            guard let due = record.nextDue else {
+                schedule(from: current.createdAt)
+                return [.persist]
+            }
+            guard now >= due else { return [] }
+            if let window = policy.window, !window.contains(now, in: timeZone) {
+                record.nextDue = window.nextOpening(atOrAfter: now, in: timeZone)
+                return [.persist]
+            }
+            return startRotation(now: now, reason: "due since \(Timestamp.format(due))")
+        case .adopting:
+            return [expect(.listKeys(nameContains: nil))]
+        case .creating:
+            return createNext(now: now)
+        case .verifying:
+            guard let pending = record.pending, let id = pending.id, let secret = pending.secret else {
+                return lostPending(now: now)
+            }
+            return [expect(.verifyKey(id: id, secret: secret))]
+        case .deploying:
+            return deployNext(now: now)
+        case .overlapping:
+            guard let previous = record.previous else { return finishRotation(now: now) }
+            guard record.revoking || now >= previous.retireAt else { return [] }
+            record.phase = .retiring
+            return [.persist, expect(.deleteKey(id: previous.key.id))]
+        case .retiring:
+            return retireNext(now: now)
+        case .blocked:
+            record.phase = record.blockedStep ?? .idle
+            record.blockedStep = nil
+            record.retryAt = nil
+            return [.persist] + tick(now: now)
+        }
+    }
+
+    // MARK: - Steps
+
+    private mutating func startRotation(now: Date, reason: String) -> [Action] {
+        let generation = record.generation + 1
+        let rotationID = String(format: "%06x", record.random.next() & 0xFF_FFFF)
+        let name = PendingKey.providerName(key: record.name, generation: generation, rotationID: rotationID)
+        record.pending = PendingKey(
+            generation: generation, name: name, createAttempted: false, orphans: [],
+            id: nil, secret: nil, createdAt: nil, hooksDone: [])
+        record.phase = .creating
+        record.rotationStartedAt = now
+        clearFailure()
+        let started = emit(
+            .rotationStarted, oldKeyID: record.current?.id, generation: generation,
+            (record.revoking ? "emergency rotation (revoke): " : "rotation started: ") + reason)
+        return [started] + createNext(now: now)
+    }
+
+    /// Creating: delete orphans found by reconcile, reconcile if a create may have
+    /// reached the provider, else create (persisting that intent first).
+    private mutating func createNext(now: Date) -> [Action] {
+        guard let pending = record.pending else { return lostPending(now: now) }
+        if let orphan = pending.orphans.first {
+            return [expect(.deleteKey(id: orphan))]
+        }
+        if pending.createAttempted {
+            return [expect(.listKeys(nameContains: pending.name))]
+        }
+        record.pending?.createAttempted = true
+        return [.persist, expect(.createKey(name: pending.name, lifetime: policy.keyLifetime))]
+    }
+
+    private mutating func reconciled(_ keys: [ListedKey], now: Date) -> [Action] {
+        guard let pending = record.pending else { return lostPending(now: now) }
+        let found = keys.filter { $0.name == pending.name }.map(\.id)
+        guard !found.isEmpty else {
+            record.pending?.createAttempted = false
+            return createNext(now: now)
+        }
+        record.pending?.orphans = found
+        return [
+            .persist,
+            emit(.orphanFound, generation: pending.generation,
+                 "an interrupted create left \(found.count) key(s) named \(pending.name) whose secret is lost: deleting"),
+        ] + createNext(now: now)
+    }
+
+    private mutating func adopted(_ keys: [ListedKey], now: Date) -> [Action] {
+        guard let id = adopt, let key = keys.first(where: { $0.id == id }) else {
+            return failed(StepFailure(
+                kind: .needsOperator, code: "adopt_not_found",
+                message: "adopt = \"\(adopt ?? "")\": the provider has no key with that id"), now: now)
+        }
+        record.current = ProviderKeyRef(id: key.id, name: key.name, createdAt: key.createdAt, generation: 0)
+        record.generation = 0
+        record.phase = .idle
+        clearFailure()
+        schedule(from: key.createdAt)
+        return [.persist, emit(.adopted, keyID: key.id, generation: 0, "adopted existing key \(key.name)")]
+    }
+
+    private mutating func deployNext(now: Date) -> [Action] {
+        guard let pending = record.pending, let id = pending.id, let secret = pending.secret else {
+            return lostPending(now: now)
+        }
+        if let hook = hooks.first(where: { !pending.hooksDone.contains($0) }) {
+            return [expect(.runHook(HookInvocation(
+                path: hook, event: .deploy, key: record.name, keyID: id, oldKeyID: record.current?.id,
+                generation: pending.generation, secret: secret)))]
+        }
+        return finishDeploy(now: now, id: id, pending: pending)
+    }
+
+    /// Every deploy hook succeeded: the new key becomes current, its secret is
+    /// dropped from the state, and the old key's overlap starts.
+    private mutating func finishDeploy(now: Date, id: String, pending: PendingKey) -> [Action] {
+        let created = pending.createdAt ?? now
+        let old = record.current
+        record.current = ProviderKeyRef(id: id, name: pending.name, createdAt: created, generation: pending.generation)
+        record.generation = pending.generation
+        record.pending = nil
+        record.jitterDraw = record.random.nextUnit()
+        schedule(from: created)
+        var actions: [Action] = [
+            emit(.deployed, keyID: id, oldKeyID: old?.id, generation: pending.generation,
+                 "new key deployed to \(hooks.count) hook(s)"),
+        ]
+        guard let old else {
+            return [.persist] + actions + finishRotation(now: now)
+        }
+        let overlap = record.revoking ? TimeSpan.zero : policy.overlap
+        let retireAt = now + overlap
+        record.previous = RetiringKey(key: old, retireAt: retireAt, deleted: false, hooksDone: [])
+        record.phase = .overlapping
+        actions.append(emit(
+            .overlapStarted, keyID: id, oldKeyID: old.id, generation: pending.generation,
+            record.revoking ? "revoke: deleting old key \(old.id) now"
+                : "old key \(old.id) stays valid until \(Timestamp.format(retireAt))"))
+        return [.persist] + actions + tick(now: now)
+    }
+
+    private mutating func retireNext(now: Date) -> [Action] {
+        guard let previous = record.previous else { return finishRotation(now: now) }
+        if !previous.deleted {
+            return [expect(.deleteKey(id: previous.key.id))]
+        }
+        if let hook = hooks.first(where: { !previous.hooksDone.contains($0) }) {
+            return [expect(.runHook(HookInvocation(
+                path: hook, event: .retire, key: record.name, keyID: previous.key.id,
+                oldKeyID: previous.key.id, generation: previous.key.generation, secret: nil)))]
+        }
+        return finishRotation(now: now)
+    }
+
+    private mutating func finishRotation(now: Date) -> [Action] {
+        let retired = record.previous?.key.id
+        record.previous = nil
+        record.phase = .idle
+        record.revoking = false
+        record.rotationStartedAt = nil
+        clearFailure()
+        if record.nextDue == nil, let current = record.current { schedule(from: current.createdAt) }
+        let next = record.nextDue.map { " next rotation \(Timestamp.format($0))" } ?? ""
+        return [
+            .persist,
+            emit(.rotationCompleted, keyID: record.current?.id, oldKeyID: retired, generation: record.generation,
+                 "rotation completed;" + next),
+        ]
+    }
+
+    /// A record that claims a step needing the pending key but has none can only
+    /// come from a hand-edited or foreign state file: start the rotation over.
+    private mutating func lostPending(now: Date) -> [Action] {
+        record.pending = nil
+        record.phase = .idle
+        record.nextDue = now
+        return [.persist] + tick(now: now)
+    }
+
+    // MARK: - Failures
+
+    private mutating func failed(_ failure: StepFailure, now: Date) -> [Action] {
+        record.attempts += 1
+        record.lastError = failure
+        let step = record.phase
+        let brokenKey = step == .verifying && record.attempts >= Self.maxVerifyAttempts
+        if failure.kind == .needsOperator || brokenKey {
+            record.blockedStep = step
+            record.phase = .blocked
+            record.retryAt = now + policy.blockedRetry
+            return [
+                .persist,
+                emit(.blocked, keyID: record.pending?.id,
+                     "\(step.rawValue) is blocked until an operator acts (next try \(Timestamp.format(now + policy.blockedRetry))): \(failure)",
+                     failure: failure),
+            ]
+        }
+        let delay = failure.retryAfter.map { max($0, .seconds(1)) } ?? backoff()
+        record.retryAt = now + delay
+        return [
+            .persist,
+            emit(.stepFailed, keyID: record.pending?.id,
+                 "\(step.rawValue) failed (attempt \(record.attempts), retry in \(delay)): \(failure)",
+                 failure: failure),
+        ]
+    }
+
+    /// Capped exponential backoff with full jitter: uniform in
+    /// [retry_initial/2, min(retry_max, retry_initial * 2^(attempts-1))]. The small
+    /// floor keeps a run of unlucky draws from hammering the provider.
+    private mutating func backoff() -> TimeSpan {
+        let exponent = min(record.attempts - 1, 30)
+        let ceiling = min(policy.retryMax, policy.retryInitial * Int64(1 << exponent))
+        let floor = min(policy.retryInitial / 2, ceiling)
+        return floor + (ceiling - floor).multiplied(by: record.random.nextUnit())
+    }
+
+    private mutating func clearFailure() {
+        record.attempts = 0
+        record.retryAt = nil
+        record.lastError = nil
+        record.blockedStep = nil
+    }
+
+    // MARK: - Operator requests
+
+    private mutating func rotateRequested(now: Date) -> [Action] {
+        switch record.phase {
+        case .idle where !awaiting:
+            return startRotation(now: now, reason: "requested by an operator")
+                .with(emit(.rotateRequested, keyID: record.current?.id, "rotation requested by an operator"), at: 0)
+        case .blocked:
+            record.retryAt = now
+            return [emit(.rotateRequested, "retry of blocked step requested by an operator")] + tick(now: now)
+        default:
+            return [.refuse("\(record.name): a rotation is already in flight (\(record.phase.rawValue))")]
+        }
+    }
+
+    private mutating func revokeRequested(now: Date) -> [Action] {
+        let note = emit(.revokeRequested, keyID: record.current?.id, "revoke requested: the old key goes as soon as the new one is deployed")
+        switch record.phase {
+        case .idle where !awaiting:
+            record.revoking = true
+            return [note] + startRotation(now: now, reason: "revoke requested by an operator")
+        case .adopting:
+            return [.refuse("\(record.name): no key to revoke yet (adopting)")]
+        case .retiring:
+            record.revoking = true
+            return [note, .persist]
+        case .blocked:
+            record.revoking = true
+            record.retryAt = now
+            return [note, .persist] + tick(now: now)
+        case .overlapping:
+            record.revoking = true
+            record.previous?.retireAt = now
+            return [note, .persist] + tick(now: now)
+        default:
+            record.revoking = true
+            return [note, .persist]
+        }
+    }
+
+    // MARK: - Schedule
+
+    /// next due = creation + rotate_every + this cycle's jitter, moved to the next
+    /// opening of the window.
+    private mutating func schedule(from created: Date) {
+        record.nextDue = Schedule.dueTime(created: created, jitterDraw: record.jitterDraw, policy: policy, timeZone: timeZone)
+    }
+
+    /// Applies a new policy (a reload): the due time of an idle key is recomputed
+    /// with the same jitter draw; a rotation in flight keeps going.
+    public mutating func apply(policy: KeyPolicy, hooks: [String], adopt: String?) {
+        self.policy = policy
+        self.hooks = hooks
+        self.adopt = adopt
+        if record.phase == .idle, let current = record.current { schedule(from: current.createdAt) }
+    }
+
+    /// Moves an overdue idle key's start to `at` (start-up catch-up, staggered).
+    public mutating func catchUp(startingAt at: Date) {
+        guard record.phase == .idle, record.current != nil else { return }
+        record.nextDue = policy.window?.nextOpening(atOrAfter: at, in: timeZone) ?? at
+    }
+
+    // MARK: - Helpers
+
+    private mutating func expect(_ action: Action) -> Action {
+        inFlight = action
+        return action
+    }
+
+    private func emit(
+        _ kind: AuditEvent.Kind, keyID: String? = nil, oldKeyID: String? = nil, generation: Int? = nil,
+        _ message: String, failure: StepFailure? = nil
+    ) -> Action {
+        .emit(AuditEvent(
+            kind, key: record.name, keyID: keyID, oldKeyID: oldKeyID,
+            generation: generation ?? record.pending?.generation ?? record.generation,
+            message: message, failure: failure))
+    }
+}
+
+private extension Array where Element == Action {
+    func with(_ action: Action, at index: Int) -> [Action] {
+        var copy = self
+        copy.insert(action, at: Swift.min(index, copy.count))
+        return copy
+    }
+}

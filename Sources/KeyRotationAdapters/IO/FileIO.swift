@@ -1,0 +1,42 @@
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Small, EINTR-safe file helpers shared by the adapters.
+enum FileIO {
+    struct Status {
+        var mode: UInt32
+        var isRegularFile: Bool
+        var isDirectory: Bool
+        var isSymlink: Bool
+        var owner: UInt32
+    }
+
+    /// lstat: a symlink is reported as such, not followed.
+    static func status(path: String) -> Status? {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return nil }
+        let type = info.st_mode & S_IFMT
+        return Status(
+            mode: info.st_mode & 0o7777, isRegularFile: type == S_IFREG, isDirectory: type == S_IFDIR,
+            isSymlink: type == S_IFLNK, owner: info.st_uid)
+    }
+
+    /// Reads a whole (small) file; refuses files larger than `limit`. Throws `Errno`.
+    static func readAll(path: String, limit: Int) throws -> [UInt8] {
+        let fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec])
+        return try fd.closeAfter {
+            var result: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 64 << 10)
+            while true {
+                let count = try buffer.withUnsafeMutableBytes { try fd.read(into: $0) }
+                if count == 0 { break }
+                result.append(contentsOf: buffer[..<count])
+                if result.count > limit { throw Errno.fileTooLarge }
+            }
+            return result
+        }
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+import KeyRotation
+
+enum Console {
+    static func error(_ line: String) {
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+
+    /// Stable JSON: sorted keys, ISO 8601 times in UTC with milliseconds.
+    static func printJSON<T: Encodable>(_ value: T) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(Timestamp.format(date))
+        }
+        print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    }
+}
+
+/// A plain left-aligned text table, columns two spaces apart.
+struct TextTable {
+    private var rows: [[String]]
+
+    init(_ header: [String]) {
+        rows = [header]
+    }
+
+    mutating func add(_ row: [String]) {
+        rows.append(row)
+    }
+
+    func render() -> String {
+        let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
+        return rows.map { row in
+            row.enumerated().map { column, cell in
+                column == row.count - 1 ? cell : cell.padding(toLength: widths[column], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
+        }.joined(separator: "\n") + "\n"
+    }
+}
+
+enum Human {
+    /// "41d 3h", "5h 12min", "40s": the two largest units.
+    static func span(seconds: Int64) -> String {
+        let units: [(String, Int64)] = [("d", 86400), ("h", 3600), ("min", 60), ("s", 1)]
+        var rest = max(0, seconds)
+        var parts: [String] = []
+        for (name, size) in units where rest >= size || (name == "s" && parts.isEmpty) {
+            parts.append("\(rest / size)\(name)")
+            rest %= size
+            if parts.count == 2 { break }
+        }
+        return parts.joined(separator: " ")
+    }
+
+    static func when(_ date: Date, now: Date) -> String {
+        let seconds = Int64(date.timeIntervalSince(now).rounded())
+        if seconds >= 0 { return "in " + span(seconds: seconds) }
+        return "overdue " + span(seconds: -seconds)
+    }
+}

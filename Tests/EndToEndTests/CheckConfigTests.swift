@@ -1,0 +1,110 @@
+import Foundation
+import Testing
+
+/// `keyrotd check-config` as an operator runs it, on real files.
+@Suite struct CheckConfigTests {
+    /// The shipped example with its hooks directory moved into `scratch`, and a
+    /// credentials directory holding the admin key, as systemd would provide.
+    static func example(in scratch: Scratch) throws -> (config: String, environment: [String: String]) {
+        let text = try String(contentsOf: repositoryRoot.appendingPathComponent("etc/keyrotd/keyrotd.toml"), encoding: .utf8)
+        try scratch.write("hooks.d/write-env-file", "#!/bin/sh\ncat >/dev/null\n", mode: 0o755)
+        try scratch.write("credentials/mistral-admin-key", "admin-key-for-tests\n", mode: 0o600)
+        let config = try scratch.write(
+            "keyrotd.toml", text.replacingOccurrences(of: "/etc/keyrotd/hooks.d/", with: scratch.file("hooks.d") + "/"))
+        return (config, ["CREDENTIALS_DIRECTORY": scratch.file("credentials")])
+    }
+
+    @Test func theShippedExampleIsValid() throws {
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let (config, environment) = try Self.example(in: scratch)
+        let result = try keyrotd(["check-config", "--config", config], environment: environment)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout == "\(config): OK: 1 key (dev-team), provider mistral, state /var/lib/keyrotd/state.json\n")
+        #expect(result.stderr.isEmpty)
+    }
+
+    @Test func outsideTheServiceTheCredentialIsAWarningNotAnError() throws {
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let (config, _) = try Self.example(in: scratch)
+        let result = try keyrotd(["check-config", "--config", config])
+        #expect(result.status == 0)
+        #expect(result.stderr.contains("warning: providers.mistral.admin_key_credential: credential \"mistral-admin-key\" can only be checked inside the service"))
+    }
+
+    @Test func fileSystemProblemsAreAllReportedWithTheirPlace() throws {
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        try scratch.write("hooks/ok", "#!/bin/sh\n", mode: 0o755)
+        try scratch.write("hooks/not-executable", "#!/bin/sh\n", mode: 0o644)
+        try scratch.write("hooks/group-writable", "#!/bin/sh\n", mode: 0o775)
+        try FileManager.default.createDirectory(atPath: scratch.file("hooks/a-directory"), withIntermediateDirectories: true)
+        try scratch.write("admin-key", "secret\n", mode: 0o644)
+        let config = try scratch.write("keyrotd.toml", """
+            [providers.mistral]
+            type = "mistral"
+            base_url = "http://127.0.0.1:8080"
+            admin_key_file = "\(scratch.file("admin-key"))"
+
+            [keys.alpha]
+            provider = "mistral"
+            workspace = "7f1e0c3a-5d1b-4c52-9a3e-2b7d8e6f4a10"
+            user = "b52d9e10-3c4f-4e8a-8b1d-6a9f0c2e7d35"
+            hooks = ["\(scratch.file("hooks/ok"))", "\(scratch.file("hooks/missing"))"]
+
+            [keys.beta]
+            provider = "mistral"
+            workspace = "7f1e0c3a-5d1b-4c52-9a3e-2b7d8e6f4a10"
+            user = "b52d9e10-3c4f-4e8a-8b1d-6a9f0c2e7d35"
+            hooks = ["\(scratch.file("hooks/not-executable"))", "\(scratch.file("hooks/group-writable"))", "\(scratch.file("hooks/a-directory"))"]
+            overlap = "100d"
+            """)
+        let result = try keyrotd(["check-config", "--config", config])
+        #expect(result.status == 78)
+        #expect(result.stdout.isEmpty)
+        let lines = result.stderr.split(separator: "\n").map(String.init)
+        let expected = [
+            "\(config):4: providers.mistral.admin_key_file: \(scratch.file("admin-key")) is accessible by group or others (mode 0644); chmod 600 it",
+            "\(config):10: keys.alpha.hooks: hook \(scratch.file("hooks/missing")) does not exist",
+            "\(config):16: keys.beta.hooks: hook \(scratch.file("hooks/not-executable")) is not executable (chmod +x)",
+            "\(config):16: keys.beta.hooks: hook \(scratch.file("hooks/group-writable")) is writable by group or others (mode 0775): anyone who can edit it receives every new secret; chmod go-w it",
+            "\(config):16: keys.beta.hooks: hook \(scratch.file("hooks/a-directory")) is not a regular file",
+            "\(config): 6 problems; configuration rejected",
+        ]
+        #expect(lines.count == expected.count + 1, "\(result.stderr)")
+        for line in expected {
+            #expect(lines.contains(line), "missing: \(line)\n---\n\(result.stderr)")
+        }
+        #expect(lines.contains { $0.hasPrefix("\(config):17: keys.beta.overlap: overlap (100d) must be shorter than rotate_every (90d)") })
+    }
+
+    @Test func anUnreadableCredentialIsAnErrorInsideTheService() throws {
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let (config, _) = try Self.example(in: scratch)
+        let result = try keyrotd(["check-config", "--config", config], environment: ["CREDENTIALS_DIRECTORY": scratch.file("nowhere")])
+        #expect(result.status == 78)
+        #expect(result.stderr.contains("providers.mistral.admin_key_credential: \(scratch.file("nowhere"))/mistral-admin-key does not exist"))
+    }
+
+    @Test func aMissingConfigFileIsAConfigurationError() throws {
+        let result = try keyrotd(["check-config", "--config", "/nonexistent/keyrotd.toml"])
+        #expect(result.status == 78)
+        #expect(result.stderr.hasPrefix("/nonexistent/keyrotd.toml: cannot read: No such file or directory"))
+    }
+
+    @Test func aSyntaxErrorPointsAtLineAndColumn() throws {
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let config = try scratch.write("keyrotd.toml", "[defaults]\nrotate_every = \"90d\"\noverlap = 24h\n")
+        let result = try keyrotd(["check-config", "--config", config])
+        #expect(result.status == 78)
+        #expect(result.stderr.hasPrefix("\(config):3:"), "\(result.stderr)")
+    }
+
+    @Test func usageErrorsExit64() throws {
+        let result = try keyrotd(["check-config", "--frobnicate"])
+        #expect(result.status == 64)
+    }
+}

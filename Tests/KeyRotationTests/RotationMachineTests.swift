@@ -1,0 +1,244 @@
+import Foundation
+import Testing
+@testable import KeyRotation
+
+@Suite struct FullRotationTests {
+    @Test func aNinetyDayRotationWithADayOfOverlap() throws {
+        var sim = Simulation()
+        try sim.run { $0.record.generation == 1 && $0.record.phase == .idle }
+        let first = try #require(sim.record.current)
+        #expect(first.createdAt == t0)
+        #expect(sim.consumer.secret == sim.provider.keys[first.id]?.secret)
+        let due = try #require(sim.record.nextDue)
+        #expect(due >= t0 + .days(90) && due <= t0 + .days(90) + .hours(6))
+
+        try sim.run { $0.record.generation == 2 && $0.record.phase == .idle }
+        let second = try #require(sim.record.current)
+        #expect(second.createdAt == due, "rotation starts exactly at the due time")
+        #expect(sim.provider.live.map(\.id) == [second.id])
+        let deleted = try #require(sim.provider.keys[first.id]?.deletedAt)
+        #expect(deleted == due + .hours(24))
+        #expect(sim.consumer.secret == sim.provider.keys[second.id]?.secret)
+        #expect(sim.record.pending == nil, "no secret stays in the state")
+        let kinds = sim.events.map(\.kind)
+        let start = try #require(kinds.lastIndex(of: .rotationStarted))
+        #expect(Array(kinds[start...]) == [
+            .rotationStarted, .keyCreated, .keyVerified, .hookSucceeded, .hookSucceeded, .deployed,
+            .overlapStarted, .keyRetired, .hookSucceeded, .hookSucceeded, .rotationCompleted,
+        ])
+    }
+
+    @Test func tenRotationsRunInMilliseconds() throws {
+        var sim = Simulation()
+        try sim.run { $0.record.generation == 10 && $0.record.phase == .idle }
+        #expect(sim.provider.keys.count == 10)
+        #expect(sim.provider.live.count == 1)
+        #expect(sim.now > t0 + .days(810))
+    }
+
+    @Test func theDueTimeUsesAJitterDrawnOncePerCycle() throws {
+        var sim = Simulation()
+        try sim.run { $0.record.generation == 1 }
+        let due = sim.record.nextDue
+        let draw = sim.record.jitterDraw
+        sim.restart()
+        try sim.send(.tick)
+        #expect(sim.record.nextDue == due)
+        #expect(sim.record.jitterDraw == draw)
+        #expect(draw >= 0 && draw < 1)
+    }
+
+    @Test func aReloadKeepsTheDrawButUsesTheNewInterval() throws {
+        var sim = Simulation()
+        try sim.run { $0.record.generation == 1 }
+        let created = try #require(sim.record.current?.createdAt)
+        var policy = KeyPolicy.test
+        policy.rotateEvery = .days(30)
+        sim.machine.apply(policy: policy, hooks: hooks, adopt: nil)
+        #expect(sim.record.nextDue == created + .days(30) + policy.jitter.multiplied(by: sim.record.jitterDraw))
+    }
+
+    @Test func theWindowMovesTheStartToTheNextOpening() throws {
+        var policy = KeyPolicy.test
+        policy.window = try RotationWindow(parsing: "Mon..Fri 09:00..17:00")
+        policy.jitter = .zero
+        var sim = Simulation(policy: policy)
+        sim.now = Date(timeIntervalSince1970: 1_790_000_000)  // Mon 2026-09-21 14:13 UTC
+        try sim.run { $0.record.generation == 1 }
+        // +90d = Sun 2026-12-20: the next opening is Mon 2026-12-21 09:00 UTC.
+        #expect(sim.record.nextDue == Timestamp.parse("2026-12-21T09:00:00Z"))
+        try sim.run { $0.record.generation == 2 }
+        #expect(sim.record.current?.createdAt == Timestamp.parse("2026-12-21T09:00:00Z"))
+    }
+}
+
+@Suite struct FailureTests {
+    static let transient = StepFailure(kind: .transient, code: "http_503", message: "unavailable")
+
+    @Test func backoffGrowsExponentiallyWithFullJitterAndACap() throws {
+        var sim = Simulation()
+        var delays: [TimeInterval] = []
+        for _ in 0..<12 {
+            sim.inject.append((match: "createKey", failure: Self.transient))
+        }
+        try sim.send(.tick)
+        for attempt in 1...12 {
+            let retryAt = try #require(sim.record.retryAt)
+            delays.append(retryAt.timeIntervalSince(sim.now))
+            #expect(sim.record.attempts == attempt)
+            let ceiling = min(3600, 30 * pow(2, Double(attempt - 1)))
+            #expect(delays.last! >= 15 && delays.last! <= ceiling, "attempt \(attempt): \(delays.last!)")
+            sim.now = retryAt
+            try sim.send(.tick)
+        }
+        #expect(sim.record.generation == 1)
+        #expect(sim.provider.keys.count == 1)
+        #expect(Set(delays).count > 8, "delays are jittered")
+    }
+
+    @Test func aRetryAfterIsHonoured() throws {
+        var sim = Simulation()
+        sim.inject.append((match: "createKey", failure: StepFailure(kind: .rateLimited, code: "http_429", message: "slow down", retryAfter: .seconds(120))))
+        try sim.send(.tick)
+        #expect(sim.record.retryAt == sim.now + .seconds(120))
+        let before = sim.actions
+        sim.now = sim.now + .seconds(119)
+        try sim.send(.tick)
+        #expect(sim.actions == before, "nothing before Retry-After")
+    }
+
+    @Test func aRetryAfterACreateFailureReconcilesFirst() throws {
+        var sim = Simulation()
+        sim.inject.append((match: "createKey", failure: Self.transient))
+        try sim.send(.tick)
+        sim.now = try #require(sim.record.retryAt)
+        var machine = RotationMachine(record: sim.record, policy: .test, hooks: hooks, timeZone: utc)
+        let actions = machine.handle(.tick, now: sim.now)
+        guard case .listKeys(let filter?) = actions.first else {
+            Issue.record("expected a list by name first, got \(actions)")
+            return
+        }
+        #expect(filter.hasPrefix("keyrotd/dev-team/g1/"))
+        #expect(filter == sim.record.pending?.name)
+    }
+
+    @Test(arguments: ["http_401", "http_403", "http_422"])
+    func anOperatorErrorBlocksAndRetriesSlowly(code: String) throws {
+        var sim = Simulation()
+        sim.inject.append((match: "createKey", failure: StepFailure(kind: .needsOperator, code: code, message: "no")))
+        try sim.send(.tick)
+        #expect(sim.record.phase == .blocked)
+        #expect(sim.record.blockedStep == .creating)
+        #expect(sim.record.retryAt == sim.now + .hours(6))
+        #expect(sim.events.last?.kind == .blocked)
+        #expect(sim.events.last?.failure?.code == code)
+        try sim.run { $0.record.generation == 1 && $0.record.phase == .idle }
+        #expect(sim.record.current?.createdAt == t0 + .hours(6))
+        #expect(sim.provider.live.count == 1, "the blocked create was reconciled, not duplicated")
+    }
+
+    @Test func aFailingHookIsRetriedAndOnlyItReruns() throws {
+        var sim = Simulation()
+        sim.inject.append((match: "/hooks/b", failure: StepFailure(kind: .transient, code: "hook_exit_2", message: "exit 2")))
+        try sim.run { $0.record.generation == 1 && $0.record.phase == .idle }
+        #expect(sim.consumer.hookRuns.map(\.path) == ["/hooks/a", "/hooks/b", "/hooks/b"])
+    }
+
+    @Test func aKeyThatNeverVerifiesBlocksAfterTheLimit() throws {
+        var sim = Simulation()
+        for _ in 0..<RotationMachine.maxVerifyAttempts {
+            sim.inject.append((match: "verifyKey", failure: Self.transient))
+        }
+        try sim.run(maxSteps: 100) { $0.record.phase == .blocked }
+        #expect(sim.record.blockedStep == .verifying)
+        #expect(sim.record.attempts == RotationMachine.maxVerifyAttempts)
+        #expect(sim.consumer.hookRuns.isEmpty, "an unverified key is never deployed")
+    }
+}
+
+@Suite struct ReconcileAndAdoptTests {
+    @Test func aCreateLostInACrashIsFoundDeletedAndCreatedAnew() throws {
+        var sim = Simulation()
+        sim.crashAfter = [3]  // rotation-started, persist (intent), create
+        try sim.run { $0.record.generation == 1 && $0.record.phase == .idle }
+        #expect(sim.provider.keys.count == 2)
+        #expect(sim.provider.live.count == 1)
+        #expect(sim.events.contains { $0.kind == .orphanFound })
+        #expect(sim.events.contains { $0.kind == .orphanDeleted })
+    }
+
+    @Test func aCreateThatNeverReachedTheProviderIsCreatedOnce() throws {
+        var sim = Simulation()
+        sim.crashAfter = [2]  // rotation-started, persist (intent): the create was never sent
+        try sim.run { $0.record.generation == 1 && $0.record.phase == .idle }
+        #expect(sim.provider.keys.count == 1)
+        #expect(!sim.events.contains { $0.kind == .orphanFound })
+    }
+
+    @Test func adoptTakesOverAnExistingKey() throws {
+        var sim = Simulation(adopt: "k1")
+        _ = sim.provider.create(name: "hand-made", now: t0 - .days(80))
+        try sim.run { $0.record.current != nil && $0.record.phase == .idle }
+        #expect(sim.record.current?.id == "k1")
+        #expect(sim.record.generation == 0)
+        let due = try #require(sim.record.nextDue)
+        #expect(due >= t0 + .days(10) && due <= t0 + .days(10) + .hours(6))
+        #expect(sim.consumer.hookRuns.isEmpty)
+        try sim.run { $0.record.generation == 1 && $0.record.phase == .idle }
+        #expect(sim.provider.keys["k1"]?.deletedAt != nil)
+    }
+
+    @Test func adoptingAMissingKeyBlocks() throws {
+        var sim = Simulation(adopt: "nope")
+        try sim.send(.tick)
+        #expect(sim.record.phase == .blocked)
+        #expect(sim.record.lastError?.code == "adopt_not_found")
+    }
+}
+
+@Suite struct OperatorTests {
+    @Test func revokeRotatesNowWithNoOverlap() throws {
+        var sim = Simulation()
+        try sim.run { $0.record.generation == 1 && $0.record.phase == .idle }
+        let old = try #require(sim.record.current?.id)
+        sim.now = sim.now + .days(3)
+        try sim.send(.revokeRequested)
+        try sim.run { $0.record.generation == 2 && $0.record.phase == .idle }
+        let new = try #require(sim.record.current?.id)
+        let deployed = try #require(sim.consumer.deployedAt[new])
+        #expect(sim.provider.keys[old]?.deletedAt == deployed, "deleted at once after deploy")
+        #expect(sim.record.revoking == false)
+    }
+
+    @Test func revokeJoinsARotationInOverlap() throws {
+        var sim = Simulation()
+        try sim.run { $0.record.generation == 2 && $0.record.phase == .overlapping }
+        let old = try #require(sim.record.previous?.key.id)
+        try sim.send(.revokeRequested)
+        #expect(sim.provider.keys[old]?.deletedAt == sim.now)
+    }
+
+    @Test func rotateIsRefusedWhileInFlight() throws {
+        var sim = Simulation()
+        try sim.run { $0.record.generation == 2 && $0.record.phase == .overlapping }
+        try sim.send(.rotateRequested)
+        #expect(sim.refusals.count == 1)
+        #expect(sim.refusals[0].contains("already in flight (overlapping)"))
+    }
+
+    @Test func catchUpStaggersOverdueKeysOldestFirst() throws {
+        func machine(_ name: String, due: Date) -> RotationMachine {
+            var record = KeyRecord(name: name, seed: 1)
+            record.current = ProviderKeyRef(id: name, name: name, createdAt: due - .days(90), generation: 1)
+            record.generation = 1
+            record.nextDue = due
+            return RotationMachine(record: record, policy: .test, hooks: hooks, timeZone: utc)
+        }
+        let now = t0 + .days(200)
+        var machines = [machine("a", due: t0 + .days(100)), machine("b", due: t0 + .days(50)),
+                        machine("c", due: now + .days(1)), machine("d", due: t0 + .days(150))]
+        let events = Schedule.staggerOverdue(&machines, now: now, spacing: .minutes(1))
+        #expect(events.map(\.key) == ["b", "a", "d"])
+        #expect(machines.map(\.record.nextDue) == [now + .minutes(1), now, now + .days(1), now + .minutes(2)])
+    }
+}

@@ -1,0 +1,174 @@
+import Foundation
+@testable import KeyRotation
+
+let t0 = Date(timeIntervalSince1970: 1_790_000_000)  // 2026-09-21, a Monday
+let utc = TimeZone(identifier: "UTC")!
+let hooks = ["/hooks/a", "/hooks/b"]
+
+extension KeyPolicy {
+    static let test = KeyPolicy(
+        rotateEvery: .days(90), overlap: .hours(24), jitter: .hours(6), hookTimeout: .minutes(2),
+        window: nil, maxOverlap: .days(7), retryInitial: .seconds(30), retryMax: .hours(1),
+        blockedRetry: .hours(6))
+}
+
+/// A provider that remembers every key it ever created, live or deleted.
+struct FakeProvider {
+    struct Key {
+        var id: String
+        var name: String
+        var secret: Secret
+        var createdAt: Date
+        var deletedAt: Date?
+    }
+
+    var keys: [String: Key] = [:]
+    private var counter = 0
+
+    var live: [Key] { keys.values.filter { $0.deletedAt == nil }.sorted { $0.id < $1.id } }
+
+    mutating func create(name: String, now: Date) -> CreatedKey {
+        counter += 1
+        let id = "k\(counter)"
+        let secret = Secret("sk-\(id)-\(UInt32.random(in: 0...UInt32.max))")
+        keys[id] = Key(id: id, name: name, secret: secret, createdAt: now)
+        return CreatedKey(id: id, name: name, secret: secret, createdAt: now)
+    }
+
+    func list(nameContains: String?) -> [ListedKey] {
+        live.filter { nameContains == nil || $0.name.contains(nameContains!) }
+            .map { ListedKey(id: $0.id, name: $0.name, createdAt: $0.createdAt) }
+    }
+
+    func accepts(_ secret: Secret) -> Bool {
+        live.contains { $0.secret == secret }
+    }
+
+    mutating func delete(_ id: String, now: Date) {
+        if keys[id]?.deletedAt == nil { keys[id]?.deletedAt = now }
+    }
+}
+
+/// The consumer the deploy hooks feed.
+struct FakeConsumer {
+    var secret: Secret?
+    /// key id -> first time every hook had deployed it.
+    var deployedAt: [String: Date] = [:]
+    var hookRuns: [HookInvocation] = []
+}
+
+struct Crash: Error {}
+
+/// Drives one machine against the fakes with a manual clock, performing its
+/// actions the way the daemon loop does, and can "crash" after any action:
+/// everything not persisted is lost, the provider and consumer keep what happened.
+struct Simulation {
+    var now = t0
+    var provider = FakeProvider()
+    var consumer = FakeConsumer()
+    var persisted: KeyRecord
+    var machine: RotationMachine
+    var policy: KeyPolicy
+    var adopt: String?
+    var actions = 0
+    var crashAfter: Set<Int> = []
+    var events: [AuditEvent] = []
+    var refusals: [String] = []
+    /// Fails the next performed action whose description contains the key.
+    var inject: [(match: String, failure: StepFailure)] = []
+    private var queue: [Action] = []
+
+    init(policy: KeyPolicy = .test, record: KeyRecord? = nil, adopt: String? = nil) {
+        self.policy = policy
+        self.adopt = adopt
+        let record = record ?? KeyRecord(name: "dev-team", seed: 42)
+        persisted = record
+        machine = RotationMachine(record: record, policy: policy, hooks: hooks, adopt: adopt, timeZone: utc)
+    }
+
+    /// Sends an event now (operator requests, or a tick).
+    mutating func send(_ event: Event) throws {
+        queue += machine.handle(event, now: now)
+        try drain()
+    }
+
+    /// Runs until `done` holds with nothing in flight, advancing the clock to
+    /// each deadline; restarts after every crash point.
+    mutating func run(maxSteps: Int = 10_000, until done: (Simulation) -> Bool) throws {
+        var steps = 0
+        while true {
+            steps += 1
+            precondition(steps < maxSteps, "simulation does not settle: \(machine.record)")
+            do {
+                try drain()
+            } catch is Crash {
+                restart()
+                continue
+            }
+            if done(self) && !machine.awaiting { return }
+            guard let deadline = machine.nextDeadline else {
+                preconditionFailure("machine awaits an outcome but no action is queued")
+            }
+            now = max(now, deadline)
+            queue += machine.handle(.tick, now: now)
+        }
+    }
+
+    mutating func restart() {
+        queue = []
+        let document = StateDocument(keys: [persisted.name: persisted])
+        let decoded = try! StateDocument.decode(try! document.encoded(), version: StateDocument.schemaVersion)
+        persisted = decoded.keys[persisted.name]!
+        machine = RotationMachine(record: persisted, policy: policy, hooks: hooks, adopt: adopt, timeZone: utc)
+        now = now + .seconds(1)
+    }
+
+    private mutating func drain() throws {
+        while !queue.isEmpty {
+            let action = queue.removeFirst()
+            let event = perform(action)
+            actions += 1
+            if crashAfter.contains(actions) { throw Crash() }
+            if let event { queue += machine.handle(event, now: now) }
+        }
+    }
+
+    private mutating func perform(_ action: Action) -> Event? {
+        if case .runHook(let hook) = action { consumer.hookRuns.append(hook) }
+        if let index = inject.firstIndex(where: { "\(action)".contains($0.match) }) {
+            let failure = inject.remove(at: index).failure
+            return .failed(failure)
+        }
+        switch action {
+        case .persist:
+            persisted = machine.record
+            return nil
+        case .emit(let event):
+            events.append(event)
+            return nil
+        case .refuse(let why):
+            refusals.append(why)
+            return nil
+        case .createKey(let name, _):
+            return .created(provider.create(name: name, now: now))
+        case .listKeys(let filter):
+            return .listed(provider.list(nameContains: filter))
+        case .verifyKey(_, let secret):
+            return provider.accepts(secret)
+                ? .verified : .failed(StepFailure(kind: .transient, code: "http_401", message: "rejected"))
+        case .runHook(let hook):
+            if hook.event == .deploy, let secret = hook.secret {
+                consumer.secret = secret
+                if hook.path == hooks.last, consumer.deployedAt[hook.keyID] == nil {
+                    consumer.deployedAt[hook.keyID] = now
+                }
+            }
+            return .hookSucceeded(path: hook.path)
+        case .deleteKey(let id):
+            provider.delete(id, now: now)
+            return .deleted(keyID: id)
+        }
+    }
+
+    var record: KeyRecord { machine.record }
+}
