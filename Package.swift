@@ -42,7 +42,10 @@ let package = Package(
             dependencies: ["KeyRotation", "KeyRotationAdapters"]
         ),
         .testTarget(name: "KeyRotationTests", dependencies: ["KeyRotation"]),
-        .testTarget(name: "AdapterTests", dependencies: ["KeyRotation", "KeyRotationAdapters"]),
+        .testTarget(
+            name: "AdapterTests",
+            dependencies: ["KeyRotation", "KeyRotationAdapters", .product(name: "SystemPackage", package: "swift-system")]
+        ),
         .testTarget(name: "EndToEndTests", dependencies: ["KeyRotation", "KeyRotationAdapters"]),
     ],
     swiftLanguageModes: [.v6]

@@ -156,14 +156,25 @@ public struct TimeSpanError: Error, Equatable, Sendable, CustomStringConvertible
 }
 
 extension Date {
-    /// `d` moved forward by `s`.
-    public static func + (d: Date, s: TimeSpan) -> Date {
-        d.addingTimeInterval(s.timeInterval)
+    /// The instant rounded to whole milliseconds since 1970. Every instant the
+    /// engine computes and persists lies on this grid, so a state file round trip
+    /// (RFC 3339 with milliseconds) gives back exactly the same `Date`.
+    public var millisecondsSince1970: Int64 {
+        Int64((timeIntervalSince1970 * 1000).rounded())
     }
 
-    /// `d` moved backward by `s`.
+    public init(millisecondsSince1970 ms: Int64) {
+        self.init(timeIntervalSince1970: TimeInterval(ms) / 1000)
+    }
+
+    /// `d` moved forward by `s`, on the millisecond grid (see `millisecondsSince1970`).
+    public static func + (d: Date, s: TimeSpan) -> Date {
+        Date(millisecondsSince1970: d.millisecondsSince1970 &+ s.milliseconds)
+    }
+
+    /// `d` moved backward by `s`, on the millisecond grid.
     public static func - (d: Date, s: TimeSpan) -> Date {
-        d.addingTimeInterval(-s.timeInterval)
+        Date(millisecondsSince1970: d.millisecondsSince1970 &- s.milliseconds)
     }
 
     /// The span from `earlier` to self, zero if negative.

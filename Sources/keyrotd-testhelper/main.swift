@@ -1,1 +1,119 @@
-print("x")
+import Foundation
+import KeyRotationAdapters
+
+// Test-only child processes for the state-file tests, which kill them, race them for
+// the lock, and read their exit codes. The logic under test lives in the adapter; this
+// only dispatches.
+//
+//     write-loop PATH        take the lock, clean up, save bodies of 100 B–200 KB forever;
+//                            prints "ready" after the first save
+//     save PATH              prepare the directory, take the lock, save one small body
+//     hold-lock PATH         take the lock, print "locked", sleep until killed
+//     try-lock PATH          exit 0 if the lock can be taken, 75 if it is held
+//     load PATH [MAXVERSION] print "version V length N" (or "absent"); 78 on refusal
+enum ExitCode {
+    static let failure: Int32 = 1
+    static let usage: Int32 = 64
+    static let locked: Int32 = 75
+    static let refused: Int32 = 78
+}
+
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+func fail(_ message: String, _ code: Int32 = ExitCode.failure) -> Never {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+    exit(code)
+}
+
+func writeLoop(_ state: StateFile) -> Never {
+    do {
+        try state.prepareDirectory()
+        let lock = try state.lock()
+        _ = try state.removeLeftoverTemporaries(holding: lock)
+        saveForever(state, holding: lock)
+    } catch {
+        fail(error.description)
+    }
+}
+
+/// Owns the lock until the process is killed: the point of the kill tests.
+func saveForever(_ state: StateFile, holding lock: consuming StateFileLock) -> Never {
+    var counter = 0
+    while true {
+        let padding = String(repeating: "x", count: Int.random(in: 100...200_000))
+        let body = #"{"counter":\#(counter),"padding":"\#(padding)"}"#
+        do {
+            try state.save(body: Array(body.utf8), version: 1)
+        } catch {
+            fail(error.description)
+        }
+        if counter == 0 { say("ready") }
+        counter += 1
+    }
+}
+
+func saveOnce(_ state: StateFile) -> Never {
+    do {
+        try state.prepareDirectory()
+        let lock = try state.lock()
+        try state.save(body: Array(#"{"saved":true}"#.utf8), version: 1)
+        lock.release()
+        exit(0)
+    } catch {
+        fail(error.description)
+    }
+}
+
+func holdLock(_ state: StateFile) -> Never {
+    do {
+        let lock = try state.lock()
+        sleepForever(holding: lock)
+    } catch {
+        fail(error.description)
+    }
+}
+
+/// Owns the lock until the process is killed.
+func sleepForever(holding lock: consuming StateFileLock) -> Never {
+    say("locked")
+    while true { sleep(3600) }
+}
+
+func tryLock(_ state: StateFile) -> Never {
+    do {
+        let lock = try state.lock()
+        lock.release()
+        exit(0)
+    } catch {
+        fail(error.description, error.code == .locked ? ExitCode.locked : ExitCode.failure)
+    }
+}
+
+func load(_ state: StateFile, maxSupportedVersion: Int) -> Never {
+    do {
+        if let (version, body) = try state.load(maxSupportedVersion: maxSupportedVersion) {
+            say("version \(version) length \(body.count)")
+        } else {
+            say("absent")
+        }
+        exit(0)
+    } catch {
+        fail(error.description, ExitCode.refused)
+    }
+}
+
+let arguments = CommandLine.arguments
+guard arguments.count >= 3 else {
+    fail("usage: keyrotd-testhelper write-loop|save|hold-lock|try-lock|load PATH [MAXVERSION]", ExitCode.usage)
+}
+let state = StateFile(path: arguments[2])
+switch arguments[1] {
+case "write-loop": writeLoop(state)
+case "save": saveOnce(state)
+case "hold-lock": holdLock(state)
+case "try-lock": tryLock(state)
+case "load": load(state, maxSupportedVersion: arguments.count > 3 ? Int(arguments[3]) ?? 1 : 1)
+default: fail("unknown subcommand \(arguments[1])", ExitCode.usage)
+}

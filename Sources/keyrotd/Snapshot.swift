@@ -34,7 +34,7 @@ struct Snapshot {
             }
         } catch let error as StateFileError {
             Console.error(error.description)
-            throw error.code == .io ? ExitCode.permissionDenied : ExitCode.configurationError
+            throw error.code == .permissionDenied ? ExitCode.permissionDenied : ExitCode.configurationError
         }
     }
 }

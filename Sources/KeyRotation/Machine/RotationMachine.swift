@@ -58,7 +58,7 @@ public struct RotationMachine: Sendable {
         switch record.phase {
         case .idle:
             if record.current == nil { return record.retryAt ?? .distantPast }
-            return [record.nextDue, record.retryAt].compactMap { $0 }.max()
+            return [record.nextDue, record.retryAt].compactMap { $0 }.max() ?? .distantPast
         case .overlapping:
             let retireAt = record.revoking ? nil : record.previous?.retireAt
             return [retireAt, record.retryAt].compactMap { $0 }.max() ?? .distantPast

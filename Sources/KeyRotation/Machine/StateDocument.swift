@@ -40,22 +40,44 @@ public struct StateDocument: Codable, Sendable, Equatable {
 }
 
 /// ISO 8601 / RFC 3339 timestamps, with or without fractional seconds and zone
-/// (a missing zone is UTC), as providers write them.
+/// (a missing zone is UTC), as providers write them. Written in UTC with exactly
+/// three fractional digits, rounded to the nearest millisecond.
 public enum Timestamp {
     public static func format(_ date: Date) -> String {
-        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+        let milliseconds = date.millisecondsSince1970
+        let seconds = milliseconds.floorDivided(by: 1000)
+        let fraction = milliseconds - seconds * 1000
+        let whole = Date(timeIntervalSince1970: TimeInterval(seconds))
+            .formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: false))
+        let digits = String(fraction)
+        return whole.dropLast() + "." + String(repeating: "0", count: 3 - digits.count) + digits + "Z"
     }
 
     public static func parse(_ text: String) -> Date? {
-        let withZone = hasZone(text) ? text : text + "Z"
-        if let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(withZone) { return date }
-        if let date = try? Date.ISO8601FormatStyle().parse(withZone) { return date }
-        return nil
+        guard let t = text.firstIndex(of: "T") else { return nil }
+        var main = Substring(text)
+        var milliseconds: Int64 = 0
+        if let dot = text[t...].firstIndex(of: ".") {
+            let digits = text[text.index(after: dot)...].prefix { $0.isASCII && $0.isNumber }
+            guard !digits.isEmpty, let value = Double("0." + digits) else { return nil }
+            milliseconds = Int64((value * 1000).rounded())
+            main = text[..<dot] + text[text.index(dot, offsetBy: digits.count + 1)...]
+        }
+        let withZone = hasZone(main) ? String(main) : main + "Z"
+        guard let whole = try? Date.ISO8601FormatStyle().parse(withZone) else { return nil }
+        return Date(millisecondsSince1970: whole.millisecondsSince1970 + milliseconds)
     }
 
-    private static func hasZone(_ text: String) -> Bool {
+    private static func hasZone(_ text: Substring) -> Bool {
         guard let t = text.firstIndex(of: "T") else { return true }
         let time = text[t...]
         return time.hasSuffix("Z") || time.hasSuffix("z") || time.contains("+") || time.dropFirst().contains("-")
+    }
+}
+
+private extension Int64 {
+    func floorDivided(by divisor: Int64) -> Int64 {
+        let quotient = self / divisor
+        return (self % divisor < 0) ? quotient - 1 : quotient
     }
 }

@@ -181,11 +181,10 @@ public struct StateFile: Sendable {
 
     /// Reads and verifies the state, or returns nil when the file does not exist yet.
     ///
-    /// Refuses, leaving the file exactly as it was (not even its access time is relied
-    /// on): a path that is not a regular file (symbolic links are not followed), a file
-    /// readable or writable by group or others, a malformed envelope, a length or
-    /// checksum mismatch, a version above `maxSupportedVersion`, or a body that is not a
-    /// JSON object. The checks run in that order, so a future file that is intact is
+    /// Refuses, leaving the file's bytes, mode and modification time as they were: a path
+    /// that is not a regular file (symbolic links are not followed), a file readable or
+    /// writable by group or others, a malformed envelope, a length or checksum mismatch,
+    /// a version above `maxSupportedVersion`, or a body that is not a JSON object. The checks run in that order, so a future file that is intact is
     /// reported as `.futureVersion` rather than judged by today's schema.
     public func load(maxSupportedVersion: Int) throws(StateFileError) -> (version: Int, body: [UInt8])? {
         _ = try location()
@@ -303,7 +302,7 @@ public struct StateFile: Sendable {
         let randomPart = String(UInt64.random(in: .min ... .max), radix: 16)
         let temporaryName = "\(location.name).tmp-\(ProcessInfo.processInfo.processIdentifier)-\(randomPart)"
         let temporaryPath = FilePath(location.directory).appending(temporaryName).string
-        let untouched = "the previous state file was left as it was"
+        let untouched = "the previous state file was left as it was and the temporary file removed"
 
         let descriptor: FileDescriptor
         do throws(Errno) {
@@ -311,7 +310,9 @@ public struct StateFile: Sendable {
                 temporaryPath, .writeOnly, options: [.create, .exclusiveCreate, .closeOnExec, .noFollow],
                 permissions: .ownerReadWrite)
         } catch {
-            throw StateFileError.io(error, "create the temporary file", temporaryPath, untouched)
+            throw StateFileError.io(
+                error, "create the temporary file \(temporaryName) for", path,
+                "the previous state file was left as it was")
         }
 
         var action = "set the mode of"
@@ -324,19 +325,19 @@ public struct StateFile: Sendable {
         } catch {
             try? descriptor.close()
             try? Syscall.removeFile(temporaryPath)
-            throw StateFileError.io(error, action, temporaryPath, untouched)
+            throw StateFileError.io(error, "\(action) the temporary file \(temporaryName) for", path, untouched)
         }
         do throws(Errno) {
             try Syscall.typed { try descriptor.close() }
         } catch {
             try? Syscall.removeFile(temporaryPath)
-            throw StateFileError.io(error, "close", temporaryPath, untouched)
+            throw StateFileError.io(error, "close the temporary file \(temporaryName) for", path, untouched)
         }
         do throws(Errno) {
             try Syscall.renameItem(from: temporaryPath, to: path)
         } catch {
             try? Syscall.removeFile(temporaryPath)
-            throw StateFileError.io(error, "rename the temporary file over", path, untouched)
+            throw StateFileError.io(error, "rename the temporary file \(temporaryName) over", path, untouched)
         }
         do throws(Errno) {
             try synchronizeDirectory(location.directory)
@@ -373,7 +374,9 @@ public struct StateFile: Sendable {
     private func location() throws(StateFileError) -> (directory: String, name: String) {
         let filePath = FilePath(path)
         guard let last = filePath.lastComponent, last.kind == .regular else {
-            throw StateFileError.invalidArgument(path, "use", "the path does not end in a file name")
+            throw StateFileError.invalidArgument(
+                path, "use", "the path does not end in a file name",
+                remedy: "configure the path of a file, such as /var/lib/keyrotd/state.json")
         }
         let directory = filePath.removingLastComponent()
         return (directory.isEmpty ? "." : directory.string, last.string)

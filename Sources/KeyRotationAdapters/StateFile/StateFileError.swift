@@ -22,6 +22,9 @@ public struct StateFileError: Error, Equatable, Sendable, CustomStringConvertibl
         case locked
         /// A system call failed; `description` carries the system's error text.
         case io
+        /// A system call was refused for lack of permission (EACCES, EPERM): run as
+        /// the service's user or root.
+        case permissionDenied
         /// The caller passed a body that is not a UTF-8 JSON object, a negative version, a
         /// body too large to be loaded back, a path without a file name, or another state
         /// file's lock. Nothing was changed.
@@ -97,11 +100,12 @@ extension StateFileError {
     }
 
     /// - Parameter action: the refused operation as a verb ("save").
-    static func invalidArgument(_ path: String, _ action: String, _ reason: String) -> StateFileError {
+    static func invalidArgument(
+        _ path: String, _ action: String, _ reason: String, remedy: String = "this is a bug in the caller"
+    ) -> StateFileError {
         StateFileError(
             code: .invalidArgument, path: path,
-            description: "refusing to \(action) state file \(path): \(reason); nothing was changed — "
-                + "this is a bug in the caller")
+            description: "refusing to \(action) state file \(path): \(reason); nothing was changed — \(remedy)")
     }
 
     /// - Parameters:
@@ -109,7 +113,7 @@ extension StateFileError {
     ///   - consequence: what that failure means for the state, for the operator.
     static func io(_ errno: Errno, _ action: String, _ path: String, _ consequence: String) -> StateFileError {
         StateFileError(
-            code: .io, path: path,
+            code: errno == .permissionDenied || errno == .notPermitted ? .permissionDenied : .io, path: path,
             description: "could not \(action) \(path): \(errno.description); \(consequence) — \(hint(for: errno))")
     }
 
