@@ -42,7 +42,10 @@ func writeLoop(_ state: StateFile) -> Never {
 func saveForever(_ state: StateFile, holding lock: consuming StateFileLock) -> Never {
     var counter = 0
     while true {
-        let padding = String(repeating: "x", count: Int.random(in: 100...200_000))
+        // Mostly state-file-sized bodies, so most of the time is spent inside save's
+        // create/write/fsync/rename window where a kill matters; now and then a large one.
+        let size = Int.random(in: 0..<8) == 0 ? Int.random(in: 4_000...200_000) : Int.random(in: 100...4_000)
+        let padding = String(repeating: "x", count: size)
         let body = #"{"counter":\#(counter),"padding":"\#(padding)"}"#
         do {
             try state.save(body: Array(body.utf8), version: 1)

@@ -289,7 +289,7 @@ public struct StateFile: Sendable {
         guard version >= 0 else {
             throw StateFileError.invalidArgument(path, "save", "version \(version) is negative")
         }
-        guard StateFileFormat.isJSONObject(body) else {
+        guard StateFileFormat.isFramedAsJSONObject(body) else {
             throw StateFileError.invalidArgument(path, "save", "the body is not a UTF-8 JSON object")
         }
         let file = StateFileFormat.encode(body: body, version: version)
