@@ -41,6 +41,11 @@ let package = Package(
             name: "keyrotd-testhelper",
             dependencies: ["KeyRotation", "KeyRotationAdapters"]
         ),
+        // Measurements for scripts/bench.
+        .executableTarget(
+            name: "keyrotd-bench",
+            dependencies: ["KeyRotation", "KeyRotationAdapters"]
+        ),
         .testTarget(name: "KeyRotationTests", dependencies: ["KeyRotation"]),
         .testTarget(
             name: "AdapterTests",
