@@ -11,6 +11,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
     ],
     targets: [
         // Pure core: configuration model and validation, time spans, the rotation
@@ -20,12 +22,21 @@ let package = Package(
             name: "KeyRotation",
             dependencies: [.product(name: "TOMLKit", package: "TOMLKit")]
         ),
-        // One folder per seam: the state file, file-system checks of the config.
+        // libcurl behind typed one-line wrappers (curl_easy_setopt is variadic).
+        .target(
+            name: "CCurl",
+            linkerSettings: [.linkedLibrary("curl")]
+        ),
+        // One folder per seam: the state file, file-system checks of the config,
+        // HTTP over libcurl and the Mistral provider, the hook runner, logging.
         .target(
             name: "KeyRotationAdapters",
             dependencies: [
                 "KeyRotation",
+                "CCurl",
                 .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
             ]
         ),
         .executableTarget(
@@ -34,6 +45,7 @@ let package = Package(
                 "KeyRotation",
                 "KeyRotationAdapters",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Test-only helper processes (state-file writer killed by the crash tests).
@@ -49,7 +61,11 @@ let package = Package(
         .testTarget(name: "KeyRotationTests", dependencies: ["KeyRotation"]),
         .testTarget(
             name: "AdapterTests",
-            dependencies: ["KeyRotation", "KeyRotationAdapters", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: [
+                "KeyRotation", "KeyRotationAdapters",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(name: "EndToEndTests", dependencies: ["KeyRotation", "KeyRotationAdapters"]),
     ],
