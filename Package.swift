@@ -39,11 +39,21 @@ let package = Package(
                 .product(name: "Subprocess", package: "swift-subprocess"),
             ]
         ),
+        // `keyrotd run`: the one loop that owns every key's machine and performs its actions.
+        .target(
+            name: "KeyRotationDaemon",
+            dependencies: [
+                "KeyRotation",
+                "KeyRotationAdapters",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "keyrotd",
             dependencies: [
                 "KeyRotation",
                 "KeyRotationAdapters",
+                "KeyRotationDaemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -59,15 +69,21 @@ let package = Package(
             dependencies: ["KeyRotation", "KeyRotationAdapters"]
         ),
         .testTarget(name: "KeyRotationTests", dependencies: ["KeyRotation"]),
+        // Shared by the test targets: scratch directories, the local server process.
+        .target(
+            name: "TestSupport",
+            dependencies: ["KeyRotation", "KeyRotationAdapters"],
+            path: "Tests/TestSupport"
+        ),
         .testTarget(
             name: "AdapterTests",
             dependencies: [
-                "KeyRotation", "KeyRotationAdapters",
+                "KeyRotation", "KeyRotationAdapters", "TestSupport",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "EndToEndTests", dependencies: ["KeyRotation", "KeyRotationAdapters"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["KeyRotation", "KeyRotationAdapters", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -114,35 +114,38 @@ public enum Reports {
     /// Upcoming work, soonest first: rotations due, overlaps ending, retries.
     public static func plan(configuration: Configuration?, document: StateDocument?, now: Date) -> [PlannedRotation] {
         var plan: [PlannedRotation] = []
-        for key in configuration?.keys ?? [] {
-            guard let record = document?.keys[key.name] else {
+        // Without a usable configuration, the state file alone still tells what is pending.
+        let names = configuration?.keys.map(\.name) ?? document?.keys.keys.sorted() ?? []
+        for name in names {
+            let key = configuration?.key(named: name)
+            guard let record = document?.keys[name] else {
                 plan.append(PlannedRotation(
-                    key: key.name, at: nil, overdue: false,
-                    what: key.adopt.map { "adopt existing key \($0)" } ?? "create the first key"))
+                    key: name, at: nil, overdue: false,
+                    what: key?.adopt.map { "adopt existing key \($0)" } ?? "create the first key"))
                 continue
             }
             switch record.phase {
             case .idle:
                 guard let due = record.nextDue else {
-                    plan.append(PlannedRotation(key: key.name, at: nil, overdue: false, what: "create the first key"))
+                    plan.append(PlannedRotation(key: name, at: nil, overdue: false, what: "create the first key"))
                     continue
                 }
                 plan.append(PlannedRotation(
-                    key: key.name, at: due, overdue: due <= now,
+                    key: name, at: due, overdue: due <= now,
                     what: "rotate generation \(record.generation) -> \(record.generation + 1)"))
             case .overlapping:
                 if let previous = record.previous {
                     plan.append(PlannedRotation(
-                        key: key.name, at: previous.retireAt, overdue: previous.retireAt <= now,
+                        key: name, at: previous.retireAt, overdue: previous.retireAt <= now,
                         what: "delete old key \(previous.key.id) (overlap ends)"))
                 }
             case .blocked:
                 plan.append(PlannedRotation(
-                    key: key.name, at: record.retryAt, overdue: false,
+                    key: name, at: record.retryAt, overdue: false,
                     what: "retry blocked \(record.blockedStep?.rawValue ?? "step"): \(record.lastError?.code ?? "")"))
             default:
                 plan.append(PlannedRotation(
-                    key: key.name, at: record.retryAt, overdue: false,
+                    key: name, at: record.retryAt, overdue: false,
                     what: "resume \(record.phase.rawValue)" + (record.attempts > 0 ? " (attempt \(record.attempts + 1))" : "")))
             }
         }

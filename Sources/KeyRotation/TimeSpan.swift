@@ -169,12 +169,14 @@ extension Date {
 
     /// `d` moved forward by `s`, on the millisecond grid (see `millisecondsSince1970`).
     public static func + (d: Date, s: TimeSpan) -> Date {
-        Date(millisecondsSince1970: d.millisecondsSince1970 &+ s.milliseconds)
+        let (sum, overflow) = d.millisecondsSince1970.addingReportingOverflow(s.milliseconds)
+        return overflow ? .distantFuture : Date(millisecondsSince1970: min(sum, Date.distantFuture.millisecondsSince1970))
     }
 
     /// `d` moved backward by `s`, on the millisecond grid.
     public static func - (d: Date, s: TimeSpan) -> Date {
-        Date(millisecondsSince1970: d.millisecondsSince1970 &- s.milliseconds)
+        let (difference, overflow) = d.millisecondsSince1970.subtractingReportingOverflow(s.milliseconds)
+        return overflow ? .distantPast : Date(millisecondsSince1970: max(difference, Date.distantPast.millisecondsSince1970))
     }
 
     /// The span from `earlier` to self, zero if negative.

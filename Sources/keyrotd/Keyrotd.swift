@@ -1,7 +1,7 @@
 import ArgumentParser
 
 @main
-struct Keyrotd: ParsableCommand {
+struct Keyrotd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keyrotd",
         abstract: "Rotates provider API keys on a schedule, crash-safely.",
@@ -9,7 +9,7 @@ struct Keyrotd: ParsableCommand {
             Exit codes follow sysexits: 0 ok, 64 usage, 65 bad data, 69 unavailable, \
             75 temporary failure, 77 permission denied, 78 configuration.
             """,
-        subcommands: [CheckConfig.self, Status.self, Plan.self])
+        subcommands: [Run.self, CheckConfig.self, Status.self, Plan.self])
 }
 
 /// Options every command that reads the configuration takes.

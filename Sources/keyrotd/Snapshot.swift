@@ -19,8 +19,7 @@ struct Snapshot {
             Console.error("warning: \(configPath) has \(loaded.errors.count) problem(s) (see keyrotd check-config); showing the state file alone")
         }
         let path = statePath
-            ?? loaded.configuration?.daemon.resolvedStateFile(environment: environment)
-            ?? DaemonSettings.stateFile(configured: nil, environment: environment)
+            ?? DaemonSettings.stateFile(configured: loaded.daemon?.stateFile, environment: environment)
         do {
             guard let (version, body) = try StateFile(path: path).load(maxSupportedVersion: StateDocument.schemaVersion) else {
                 return Snapshot(configuration: loaded.configuration, statePath: path, document: nil)

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `keyrotd check-config` as an operator runs it, on real files.
@@ -77,6 +78,33 @@ import Testing
             #expect(lines.contains(line), "missing: \(line)\n---\n\(result.stderr)")
         }
         #expect(lines.contains { $0.hasPrefix("\(config):17: keys.beta.overlap: overlap (100d) must be shorter than rotate_every (90d)") })
+    }
+
+    /// Whoever can change a hook receives every secret: its owner, and whoever may
+    /// write its directory.
+    @Test func aHookSomeoneElseControlsIsRefused() throws {
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let (config, environment) = try Self.example(in: scratch)
+        let hook = scratch.file("hooks.d/write-env-file")
+        #expect(chown(hook, 65534, 65534) == 0)
+        var result = try keyrotd(["check-config", "--config", config], environment: environment)
+        #expect(result.status == 78)
+        #expect(result.stderr.contains("is owned by uid 65534, neither root nor keyrotd's user"), "\(result.stderr)")
+
+        #expect(chown(hook, 0, 0) == 0)
+        #expect(chmod(scratch.file("hooks.d"), 0o777) == 0)
+        result = try keyrotd(["check-config", "--config", config], environment: environment)
+        #expect(result.status == 78)
+        #expect(result.stderr.contains("which group or others may write (mode 0777): they could replace the hook"), "\(result.stderr)")
+
+        #expect(chmod(scratch.file("hooks.d"), 0o755) == 0)
+        let link = scratch.file("hooks.d/linked")
+        #expect(symlink(hook, link) == 0)
+        let linked = try String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(of: "write-env-file\"", with: "linked\"")
+        try scratch.write("linked.toml", linked)
+        result = try keyrotd(["check-config", "--config", scratch.file("linked.toml")], environment: environment)
+        #expect(result.status == 0, "a symlinked hook is judged by its target: \(result.stderr)")
     }
 
     @Test func anUnreadableCredentialIsAnErrorInsideTheService() throws {

@@ -1,6 +1,7 @@
 import Foundation
 import KeyRotation
 import KeyRotationAdapters
+import TestSupport
 import Testing
 
 /// `keyrotd status` and `keyrotd plan` against real state files.

@@ -125,6 +125,16 @@ func mutated(_ old: String, _ new: String) -> String {
              mentions: ["dev team", "not a valid key name"], line: 22),
         Case(rule: "bad thresholds", text: mutated("thresholds = [50, 80, 95]", "thresholds = [80, 50]"),
              mentions: ["budget.thresholds", "increasing"], line: 15),
+        Case(rule: "zero overlap", text: mutated("overlap = \"1h 30min\"", "overlap = \"0\""),
+             mentions: ["keys.ml-team.overlap", "longer than zero"], line: 34),
+        Case(rule: "absurdly long duration", text: mutated("rotate_every = \"90d\"", "rotate_every = \"90y\""),
+             mentions: ["defaults.rotate_every", "longer than keyrotd allows (3650d)"], line: 5),
+        Case(rule: "a hook listed twice", text: mutated("hooks = [\"/etc/keyrotd/hooks.d/write-env-file\"]\n",
+                                                      "hooks = [\"/etc/keyrotd/hooks.d/write-env-file\", \"/etc/keyrotd/hooks.d/write-env-file\"]\n"),
+             mentions: ["keys.dev-team.hooks", "listed twice"], line: 26),
+        Case(rule: "one key adopted twice", text: mutated("hooks = [\"/etc/keyrotd/hooks.d/write-env-file\"]\n", "hooks = [\"/etc/keyrotd/hooks.d/write-env-file\"]\nadopt = \"k1\"\n")
+                .replacingOccurrences(of: "overlap = \"1h 30min\"", with: "overlap = \"1h 30min\"\nadopt = \"k1\""),
+             mentions: ["keys.ml-team.adopt", "already adopted by [keys.dev-team]"], line: 36),
         Case(rule: "relative state file", text: mutated("state_file = \"/var/lib/keyrotd/state.json\"", "state_file = \"state.json\""),
              mentions: ["daemon.state_file", "absolute"], line: 2),
     ]

@@ -30,6 +30,32 @@ import Testing
         try Self.checkInvariants(sim)
     }
 
+    /// The same, through an emergency revoke requested while the first key is idle.
+    @Test(arguments: Array(1...40))
+    func crashDuringARevoke(_ point: Int) throws {
+        var sim = Simulation()
+        try sim.run { $0.record.generation == 1 && $0.record.phase == .idle }
+        sim.now = sim.now + .days(3)
+        let before = sim.actions
+        sim.crashAfter = [before + point]
+        try sim.send(.revokeRequested)
+        try sim.run(until: Self.done)
+        let current = try #require(sim.record.current)
+        #expect(sim.provider.live.map(\.id) == [current.id])
+        #expect(sim.consumer.secret == sim.provider.keys[current.id]?.secret)
+    }
+
+    /// The same, with every kind of step failing once on the way.
+    @Test(arguments: crashPoints.filter { $0 % 2 == 1 })
+    func crashWithFailures(_ point: Int) throws {
+        var sim = Simulation()
+        let failure = StepFailure(kind: .transient, code: "http_503", message: "unavailable")
+        sim.inject = [(.create, failure), (.verify, failure), (.hook("/hooks/b"), failure), (.list, failure), (.delete, failure)]
+        sim.crashAfter = [point]
+        try sim.run(until: Self.done)
+        try Self.checkInvariants(sim)
+    }
+
     /// Two crashes in one run, the second soon after the first restart.
     @Test(arguments: crashPoints.filter { $0 % 3 == 0 })
     func crashTwice(_ point: Int) throws {

@@ -39,13 +39,24 @@ import Testing
     @Test func theDueTimeUsesAJitterDrawnOncePerCycle() throws {
         var sim = Simulation()
         try sim.run { $0.record.generation == 1 }
-        let due = sim.record.nextDue
+        let due = try #require(sim.record.nextDue)
         let draw = sim.record.jitterDraw
+        // A restart re-applies the policy, as the daemon does at start: same due time.
         sim.restart()
-        try sim.send(.tick)
+        sim.machine.apply(policy: .test, hooks: hooks, adopt: nil)
         #expect(sim.record.nextDue == due)
-        #expect(sim.record.jitterDraw == draw)
-        #expect(draw >= 0 && draw < 1)
+        // The next cycle draws anew.
+        try sim.run { $0.record.generation == 2 && $0.record.phase == .idle }
+        #expect(sim.record.jitterDraw != draw)
+        // Different keys (seeds) get different due times from the same creation time.
+        var dues: Set<Date> = []
+        for seed in UInt64(1)...20 {
+            var other = Simulation(record: KeyRecord(name: "k\(seed)", seed: seed))
+            try other.run { $0.record.generation == 1 }
+            dues.insert(try #require(other.record.nextDue))
+        }
+        #expect(dues.count == 20)
+        #expect(dues.allSatisfy { $0 >= t0 + .days(90) && $0 < t0 + .days(90) + .hours(6) })
     }
 
     @Test func aReloadKeepsTheDrawButUsesTheNewInterval() throws {
@@ -79,7 +90,7 @@ import Testing
         var sim = Simulation()
         var delays: [TimeInterval] = []
         for _ in 0..<12 {
-            sim.inject.append((match: "createKey", failure: Self.transient))
+            sim.inject.append((match: .create, failure: Self.transient))
         }
         try sim.send(.tick)
         for attempt in 1...12 {
@@ -98,7 +109,7 @@ import Testing
 
     @Test func aRetryAfterIsHonoured() throws {
         var sim = Simulation()
-        sim.inject.append((match: "createKey", failure: StepFailure(kind: .rateLimited, code: "http_429", message: "slow down", retryAfter: .seconds(120))))
+        sim.inject.append((match: .create, failure: StepFailure(kind: .rateLimited, code: "http_429", message: "slow down", retryAfter: .seconds(120))))
         try sim.send(.tick)
         #expect(sim.record.retryAt == sim.now + .seconds(120))
         let before = sim.actions
@@ -109,7 +120,7 @@ import Testing
 
     @Test func aRetryAfterACreateFailureReconcilesFirst() throws {
         var sim = Simulation()
-        sim.inject.append((match: "createKey", failure: Self.transient))
+        sim.inject.append((match: .create, failure: Self.transient))
         try sim.send(.tick)
         sim.now = try #require(sim.record.retryAt)
         var machine = RotationMachine(record: sim.record, policy: .test, hooks: hooks, timeZone: utc)
@@ -125,7 +136,7 @@ import Testing
     @Test(arguments: ["http_401", "http_403", "http_422"])
     func anOperatorErrorBlocksAndRetriesSlowly(code: String) throws {
         var sim = Simulation()
-        sim.inject.append((match: "createKey", failure: StepFailure(kind: .needsOperator, code: code, message: "no")))
+        sim.inject.append((match: .create, failure: StepFailure(kind: .needsOperator, code: code, message: "no")))
         try sim.send(.tick)
         #expect(sim.record.phase == .blocked)
         #expect(sim.record.blockedStep == .creating)
@@ -139,7 +150,7 @@ import Testing
 
     @Test func aFailingHookIsRetriedAndOnlyItReruns() throws {
         var sim = Simulation()
-        sim.inject.append((match: "/hooks/b", failure: StepFailure(kind: .transient, code: "hook_exit_2", message: "exit 2")))
+        sim.inject.append((match: .hook("/hooks/b"), failure: StepFailure(kind: .transient, code: "hook_exit_2", message: "exit 2")))
         try sim.run { $0.record.generation == 1 && $0.record.phase == .idle }
         #expect(sim.consumer.hookRuns.map(\.path) == ["/hooks/a", "/hooks/b", "/hooks/b"])
     }
@@ -147,7 +158,7 @@ import Testing
     @Test func aKeyThatNeverVerifiesBlocksAfterTheLimit() throws {
         var sim = Simulation()
         for _ in 0..<RotationMachine.maxVerifyAttempts {
-            sim.inject.append((match: "verifyKey", failure: Self.transient))
+            sim.inject.append((match: .verify, failure: Self.transient))
         }
         try sim.run(maxSteps: 100) { $0.record.phase == .blocked }
         #expect(sim.record.blockedStep == .verifying)
@@ -240,5 +251,143 @@ import Testing
         let events = Schedule.staggerOverdue(&machines, now: now, spacing: .minutes(1))
         #expect(events.map(\.key) == ["b", "a", "d"])
         #expect(machines.map(\.record.nextDue) == [now + .minutes(1), now, now + .days(1), now + .minutes(2)])
+    }
+}
+
+/// Regressions found in review: each of these broke a promise before it was fixed.
+@Suite struct ReviewRegressionTests {
+    static func adoptable() -> Simulation {
+        var sim = Simulation(adopt: "k2")
+        _ = sim.provider.create(name: "hand-made", now: t0 - .days(80))
+        return sim
+    }
+
+    @Test func revokeBeforeAnyKeyIsRefusedAndLeavesNoEmergencyFlagBehind() throws {
+        var sim = Self.adoptable()
+        try sim.send(.tick)  // k2 does not exist yet: blocked in adopting
+        #expect(sim.record.phase == .blocked)
+        _ = sim.provider.create(name: "hand-made-2", now: t0 - .days(80))
+        try sim.send(.revokeRequested)
+        #expect(sim.refusals.last?.contains("no key to revoke") == true)
+        #expect(!sim.record.revoking)
+        try sim.run { $0.record.generation == 1 && $0.record.phase == .idle }
+        let deployed = try #require(sim.consumer.deployedAt[sim.record.current!.id])
+        #expect(try #require(sim.provider.keys["k2"]?.deletedAt) >= deployed + KeyPolicy.test.overlap)
+    }
+
+    @Test func revokeDuringOverlapReplacesTheNewKeyToo() throws {
+        var sim = Simulation()
+        try sim.run { $0.record.generation == 2 && $0.record.phase == .overlapping }
+        let old = try #require(sim.record.previous?.key.id)
+        let new = try #require(sim.record.current?.id)
+        try sim.send(.revokeRequested)
+        try sim.run { $0.record.generation == 3 && $0.record.phase == .idle }
+        #expect(sim.provider.keys[old]?.deletedAt != nil)
+        #expect(sim.provider.keys[new]?.deletedAt != nil, "the key consumers held at the request is gone too")
+        #expect(sim.provider.live.map(\.id) == [sim.record.current!.id])
+        #expect(!sim.record.revoking && !sim.record.revokeQueued)
+    }
+
+    @Test func removingAdoptUnblocksAKeyStuckAdopting() throws {
+        var sim = Simulation(adopt: "typo")
+        try sim.send(.tick)
+        #expect(sim.record.blockedStep == .adopting)
+        sim.adopt = nil
+        sim.machine.apply(policy: .test, hooks: hooks, adopt: nil)
+        try sim.send(.rotateRequested)
+        try sim.run { $0.record.generation == 1 && $0.record.phase == .idle }
+        #expect(sim.provider.live.count == 1)
+    }
+
+    @Test func rotateBeforeAdoptionIsRefused() throws {
+        var sim = Self.adoptable()
+        _ = sim.provider.create(name: "hand-made-2", now: t0 - .days(80))
+        try sim.send(.rotateRequested)
+        #expect(sim.refusals.last?.contains("waiting to adopt key k2") == true)
+        try sim.run { $0.record.current != nil && $0.record.phase == .idle }
+        #expect(sim.record.current?.id == "k2")
+    }
+
+    @Test func aReloadKeepsTheCatchUpStagger() throws {
+        func overdue(_ name: String) -> RotationMachine {
+            var record = KeyRecord(name: name, seed: 9)
+            record.current = ProviderKeyRef(id: name, name: name, createdAt: t0, generation: 1)
+            record.generation = 1
+            record.nextDue = t0 + .days(90)
+            return RotationMachine(record: record, policy: .test, hooks: hooks, timeZone: utc)
+        }
+        let now = t0 + .days(200)
+        var machines = (0..<4).map { overdue("k\($0)") }
+        _ = Schedule.staggerOverdue(&machines, now: now, spacing: .minutes(10))
+        for index in machines.indices { machines[index].apply(policy: .test, hooks: hooks, adopt: nil) }
+        #expect(machines.map(\.record.nextDue) == (0..<4).map { now + .minutes(10) * Int64($0) })
+    }
+
+    @Test func theCatchUpStaggerSurvivesAWindow() throws {
+        var policy = KeyPolicy.test
+        policy.window = try RotationWindow(parsing: "Mon..Fri 09:00..17:00")
+        var machines: [RotationMachine] = (0..<5).map { index in
+            var record = KeyRecord(name: "k\(index)", seed: 9)
+            record.current = ProviderKeyRef(id: "k\(index)", name: "k", createdAt: t0, generation: 1)
+            record.generation = 1
+            record.nextDue = t0 + .days(90)
+            return RotationMachine(record: record, policy: policy, hooks: hooks, timeZone: utc)
+        }
+        let now = t0 + .days(200) + .hours(10)  // a Saturday evening
+        _ = Schedule.staggerOverdue(&machines, now: now, spacing: .minutes(1))
+        #expect(Set(machines.compactMap(\.record.nextDue)).count == 5)
+    }
+
+    @Test func adoptedKeysGetJitter() throws {
+        var dues: Set<Date> = []
+        for seed in UInt64(1)...4 {
+            var sim = Simulation(record: KeyRecord(name: "a", seed: seed), adopt: "k1")
+            _ = sim.provider.create(name: "hand-made", now: t0 - .days(80))
+            try sim.run { $0.record.current != nil && $0.record.phase == .idle }
+            dues.insert(try #require(sim.record.nextDue))
+        }
+        #expect(dues.count == 4)
+    }
+
+    @Test func anAbsurdRetryAfterIsCapped() throws {
+        var sim = Simulation()
+        sim.inject.append((match: .create, failure: StepFailure(kind: .rateLimited, code: "http_429", message: "later", retryAfter: .days(3650))))
+        try sim.send(.tick)
+        #expect(sim.record.retryAt == sim.now + KeyPolicy.test.blockedRetry)
+    }
+
+    @Test func dateArithmeticSaturates() {
+        #expect(t0 + TimeSpan(milliseconds: .max) == .distantFuture)
+        #expect(t0 - TimeSpan(milliseconds: .max) == .distantPast)
+    }
+
+    @Test func aRecordThatLostItsSecretDeletesTheKeyItKnew() throws {
+        var sim = Simulation()
+        try sim.run { $0.record.generation == 1 }
+        sim.now = try #require(sim.record.nextDue)
+        // A hand-damaged record: verifying a key the provider has, but with no secret.
+        let name = "keyrotd/dev-team/g2/abcdef"
+        let stranded = sim.provider.create(name: name, now: sim.now).id
+        var record = sim.persisted
+        record.phase = .verifying
+        record.pending = PendingKey(generation: 2, name: name, createAttempted: true, id: stranded)
+        sim.persisted = record
+        sim.restart()
+        try sim.run { $0.record.generation == 2 && $0.record.phase == .idle }
+        #expect(sim.provider.keys[stranded]?.deletedAt != nil)
+        #expect(sim.provider.live.count == 1)
+    }
+
+    @Test func aMismatchedOutcomeIsAFailureNotAStall() throws {
+        var sim = Simulation()
+        try sim.run { $0.record.generation == 2 && $0.record.phase == .overlapping }
+        sim.now = try #require(sim.record.previous?.retireAt)
+        var machine = sim.machine
+        _ = machine.handle(.tick, now: sim.now)
+        #expect(machine.awaiting)
+        _ = machine.handle(.deleted(keyID: "someone-else"), now: sim.now)
+        #expect(!machine.awaiting)
+        #expect(machine.record.lastError?.code == "mismatched_outcome")
+        #expect(machine.nextDeadline != nil)
     }
 }

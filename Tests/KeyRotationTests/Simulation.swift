@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 @testable import KeyRotation
 
 let t0 = Date(timeIntervalSince1970: 1_790_000_000)  // 2026-09-21, a Monday
@@ -74,8 +75,21 @@ struct Simulation {
     var crashAfter: Set<Int> = []
     var events: [AuditEvent] = []
     var refusals: [String] = []
-    /// Fails the next performed action whose description contains the key.
-    var inject: [(match: String, failure: StepFailure)] = []
+    /// Fails the next performed action of that kind (and, for hooks, that path).
+    var inject: [(match: Match, failure: StepFailure)] = []
+
+    enum Match: Sendable {
+        case create, list, verify, delete
+        case hook(String)
+
+        func matches(_ action: Action) -> Bool {
+            switch (self, action) {
+            case (.create, .createKey), (.list, .listKeys), (.verify, .verifyKey), (.delete, .deleteKey): true
+            case (.hook(let path), .runHook(let hook)): hook.path == path
+            default: false
+            }
+        }
+    }
     private var queue: [Action] = []
 
     init(policy: KeyPolicy = .test, record: KeyRecord? = nil, adopt: String? = nil) {
@@ -87,9 +101,15 @@ struct Simulation {
     }
 
     /// Sends an event now (operator requests, or a tick).
+    /// A crash while handling it restarts, as `run` does (the request may be lost,
+    /// like any request that was not yet persisted).
     mutating func send(_ event: Event) throws {
         queue += machine.handle(event, now: now)
-        try drain()
+        do {
+            try drain()
+        } catch is Crash {
+            restart()
+        }
     }
 
     /// Runs until `done` holds with nothing in flight, advancing the clock to
@@ -135,7 +155,8 @@ struct Simulation {
 
     private mutating func perform(_ action: Action) -> Event? {
         if case .runHook(let hook) = action { consumer.hookRuns.append(hook) }
-        if let index = inject.firstIndex(where: { "\(action)".contains($0.match) }) {
+        checkIntentWasPersisted(action)
+        if let index = inject.firstIndex(where: { $0.match.matches(action) }) {
             let failure = inject.remove(at: index).failure
             return .failed(failure)
         }
@@ -171,4 +192,21 @@ struct Simulation {
     }
 
     var record: KeyRecord { machine.record }
+
+    /// Property 2: the state file records a side effect's intent before it happens.
+    private func checkIntentWasPersisted(_ action: Action) {
+        switch action {
+        case .createKey(let name, _):
+            #expect(persisted.phase == .creating && persisted.pending?.name == name && persisted.pending?.createAttempted == true,
+                    "create \(name) sent before its intent was persisted: \(persisted)")
+        case .deleteKey(let id):
+            let retiring = persisted.phase == .retiring && persisted.previous?.key.id == id
+            let orphan = persisted.pending?.orphans.contains(id) == true
+            #expect(retiring || orphan, "delete of \(id) sent before its intent was persisted: \(persisted)")
+        case .runHook(let hook) where hook.event == .deploy:
+            #expect(persisted.pending?.secret == hook.secret, "deploy before the secret was persisted")
+        default:
+            break
+        }
+    }
 }

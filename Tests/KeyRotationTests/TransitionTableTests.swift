@@ -142,7 +142,9 @@ import Testing
             return (sim.machine, sim.now + .days(1))
         }
         if phase == .blocked {
-            sim.inject.append((match: "createKey", failure: StepFailure(kind: .needsOperator, code: "http_401", message: "no")))
+            try sim.run { $0.record.generation == 1 }
+            sim.now = try #require(sim.record.nextDue)
+            sim.inject.append((match: .create, failure: StepFailure(kind: .needsOperator, code: "http_401", message: "no")))
             try sim.send(.tick)
             return (sim.machine, sim.now + .minutes(1))
         }

@@ -6,6 +6,9 @@ import TOMLKit
 public struct ParsedConfiguration: Sendable {
     /// nil when any problem is an error.
     public var configuration: Configuration?
+    /// `[daemon]` as far as it could be read, even when other parts are wrong, so
+    /// `status` finds the right state file under a broken configuration.
+    public var daemon: DaemonSettings?
     public var problems: [ConfigProblem]
     /// Paths the configuration relies on; checked by the file-system adapter even
     /// when other parts of the configuration are wrong, so one run lists everything.
@@ -40,16 +43,17 @@ public enum ConfigParser {
             let problem = ConfigProblem(
                 .line(error.source.begin.line, column: error.source.begin.column),
                 "TOML syntax error: \(error.description)")
-            return ParsedConfiguration(configuration: nil, problems: [problem], fileChecks: [])
+            return ParsedConfiguration(configuration: nil, daemon: nil, problems: [problem], fileChecks: [])
         } catch {
             return ParsedConfiguration(
-                configuration: nil, problems: [ConfigProblem(.file, "cannot parse: \(error)")], fileChecks: [])
+                configuration: nil, daemon: nil, problems: [ConfigProblem(.file, "cannot parse: \(error)")], fileChecks: [])
         }
         var reader = Reader(locator: SourceLocator(text))
         let configuration = reader.configuration(root)
         let failed = reader.problems.contains { $0.severity == .error }
         return ParsedConfiguration(
             configuration: failed ? nil : configuration,
+            daemon: configuration.daemon,
             problems: reader.problems,
             fileChecks: reader.fileChecks)
     }
@@ -62,6 +66,8 @@ private struct Reader {
     var problems: [ConfigProblem] = []
     var fileChecks: [FileCheck] = []
 
+    /// Ten years: anything longer is a typo, and keeps date arithmetic far from overflow.
+    static let longestSpan = TimeSpan.days(3650)
     static let sections = ["daemon", "defaults", "audit", "budget", "providers", "keys"]
     static let daemonKeys = ["state_file", "control_socket", "catch_up_spacing"]
     static let policyKeys = [
@@ -120,6 +126,15 @@ private struct Reader {
             guard let section = table(keysTable, name, parent: ["keys"]) else { continue }
             if let key = managedKey(name, section, defaults: defaults, providers: providers, providersTable: providersTable) {
                 keys.append(key)
+            }
+        }
+        var adopters: [String: String] = [:]
+        for key in keys {
+            guard let id = key.adopt else { continue }
+            if let other = adopters[id] {
+                report(["keys", key.name], "adopt", "key \(id) is already adopted by [keys.\(other)]: one provider key can have one manager")
+            } else {
+                adopters[id] = key.name
             }
         }
         if (keysTable?.keys ?? []).isEmpty {
@@ -261,7 +276,7 @@ private struct Reader {
     mutating func policy(_ table: TOMLTable?, _ path: [String], base: KeyPolicy) -> KeyPolicy {
         var policy = base
         if let v = positiveSpan(table, path, "rotate_every") { policy.rotateEvery = v }
-        if let v = span(table, path, "overlap") { policy.overlap = v }
+        if let v = positiveSpan(table, path, "overlap") { policy.overlap = v }
         if let v = span(table, path, "jitter") { policy.jitter = v }
         if let v = positiveSpan(table, path, "hook_timeout") { policy.hookTimeout = v }
         if let v = positiveSpan(table, path, "retry_initial") { policy.retryInitial = v }
@@ -395,12 +410,18 @@ private struct Reader {
             report(path, key, "must be a duration such as \"90d\" or \"1h 30min\", not \(value.type)")
             return nil
         }
+        let span: TimeSpan
         do {
-            return try TimeSpan(parsing: text)
+            span = try TimeSpan(parsing: text)
         } catch {
             report(path, key, "bad duration: \(error.description)")
             return nil
         }
+        guard span <= Self.longestSpan else {
+            report(path, key, "\(span) is longer than keyrotd allows (\(Self.longestSpan))")
+            return nil
+        }
+        return span
     }
 
     mutating func positiveSpan(_ table: TOMLTable?, _ path: [String], _ key: String) -> TimeSpan? {
@@ -434,6 +455,10 @@ private struct Reader {
     }
 
     mutating func hookPaths(_ paths: [String], table path: [String], key: String) -> [String] {
+        var seen: Set<String> = []
+        for hook in paths where !seen.insert(hook).inserted {
+            report(path, key, "\(hook) is listed twice (hooks are tracked by path; run it once)")
+        }
         for (index, hook) in paths.enumerated() {
             if hook.hasPrefix("/") {
                 addFileCheck(.hook, hook, path, key)
@@ -479,18 +504,10 @@ private struct Reader {
         case "https":
             return nil
         case "http":
-            return isLoopback(host) ? nil : "plain http is allowed only for loopback addresses; use https"
+            return LoopbackAddress.contains(host) ? nil : "plain http is allowed only for loopback addresses; use https"
         default:
             return "unsupported scheme \"\(scheme)\"; use https"
         }
-    }
-
-    static func isLoopback(_ host: String) -> Bool {
-        let host = host.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-        if host == "localhost" || host == "::1" { return true }
-        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
-        guard octets.count == 4, octets.allSatisfy({ UInt8($0) != nil }) else { return false }
-        return octets[0] == "127"
     }
 }
 

@@ -20,11 +20,22 @@ public struct ListedKey: Sendable, Equatable {
     public var id: String
     public var name: String
     public var createdAt: Date
+    public var workspaceID: String?
+    public var workspaceName: String?
+    public var lastUsed: Date?
+    public var expiresOn: Date?
 
-    public init(id: String, name: String, createdAt: Date) {
+    public init(
+        id: String, name: String, createdAt: Date, workspaceID: String? = nil, workspaceName: String? = nil,
+        lastUsed: Date? = nil, expiresOn: Date? = nil
+    ) {
         self.id = id
         self.name = name
         self.createdAt = createdAt
+        self.workspaceID = workspaceID
+        self.workspaceName = workspaceName
+        self.lastUsed = lastUsed
+        self.expiresOn = expiresOn
     }
 }
 

@@ -137,6 +137,12 @@ public struct KeyRecord: Codable, Sendable, Equatable {
     public var lastError: StepFailure?
     /// An emergency rotation: the old key is deleted as soon as the new one is deployed.
     public var revoking: Bool
+    /// A revoke arrived while the new key was already with consumers (overlapping or
+    /// retiring): once the old key is gone, a second emergency rotation replaces the
+    /// current one too, so every key that existed at the request is deleted.
+    public var revokeQueued: Bool
+    /// Start-up catch-up: the rotation does not start before this, even if due.
+    public var notBefore: Date?
     public var rotationStartedAt: Date?
     public var random: SplitMix64
 
@@ -147,6 +153,7 @@ public struct KeyRecord: Codable, Sendable, Equatable {
         jitterDraw = 0
         attempts = 0
         revoking = false
+        revokeQueued = false
         random = SplitMix64(seed: seed)
     }
 }

@@ -103,8 +103,9 @@ public struct RotationMachine: Sendable {
             return [.persist, emit(.keyVerified, keyID: id, generation: pending.generation, "new key works")]
                 + deployNext(now: now)
         case .hookSucceeded(let path):
-            guard case .runHook(let hook)? = inFlight, hook.path == path else { return [] }
+            guard case .runHook(let hook)? = inFlight else { return [] }
             inFlight = nil
+            guard hook.path == path else { return failed(Self.mismatch("hook \(path)", hook.path), now: now) }
             switch hook.event {
             case .deploy:
                 record.pending?.hooksDone.append(path)
@@ -118,8 +119,9 @@ public struct RotationMachine: Sendable {
                     + retireNext(now: now)
             }
         case .deleted(let id):
-            guard case .deleteKey(let inFlightID)? = inFlight, inFlightID == id else { return [] }
+            guard case .deleteKey(let inFlightID)? = inFlight else { return [] }
             inFlight = nil
+            guard inFlightID == id else { return failed(Self.mismatch("delete of \(id)", inFlightID), now: now) }
             switch record.phase {
             case .creating:
                 record.pending?.orphans.removeAll { $0 == id }
@@ -170,6 +172,10 @@ public struct RotationMachine: Sendable {
             }
             return startRotation(now: now, reason: "due since \(Timestamp.format(due))")
         case .adopting:
+            guard adopt != nil else {
+                record.phase = .idle
+                return [.persist] + tick(now: now)
+            }
             return [expect(.listKeys(nameContains: nil))]
         case .creating:
             return createNext(now: now)
@@ -197,15 +203,16 @@ public struct RotationMachine: Sendable {
 
     // MARK: - Steps
 
-    private mutating func startRotation(now: Date, reason: String) -> [Action] {
+    private mutating func startRotation(now: Date, reason: String, orphans: [String] = []) -> [Action] {
         let generation = record.generation + 1
         let rotationID = String(format: "%06x", record.random.next() & 0xFF_FFFF)
         let name = PendingKey.providerName(key: record.name, generation: generation, rotationID: rotationID)
         record.pending = PendingKey(
-            generation: generation, name: name, createAttempted: false, orphans: [],
+            generation: generation, name: name, createAttempted: false, orphans: orphans,
             id: nil, secret: nil, createdAt: nil, hooksDone: [])
         record.phase = .creating
         record.rotationStartedAt = now
+        record.notBefore = nil
         clearFailure()
         let started = emit(
             .rotationStarted, oldKeyID: record.current?.id, generation: generation,
@@ -218,7 +225,7 @@ public struct RotationMachine: Sendable {
     private mutating func createNext(now: Date) -> [Action] {
         guard let pending = record.pending else { return lostPending(now: now) }
         if let orphan = pending.orphans.first {
-            return [expect(.deleteKey(id: orphan))]
+            return [.persist, expect(.deleteKey(id: orphan))]
         }
         if pending.createAttempted {
             return [expect(.listKeys(nameContains: pending.name))]
@@ -251,6 +258,8 @@ public struct RotationMachine: Sendable {
         record.current = ProviderKeyRef(id: key.id, name: key.name, createdAt: key.createdAt, generation: 0)
         record.generation = 0
         record.phase = .idle
+        record.revoking = false
+        record.jitterDraw = record.random.nextUnit()
         clearFailure()
         schedule(from: key.createdAt)
         return [.persist, emit(.adopted, keyID: key.id, generation: 0, "adopted existing key \(key.name)")]
@@ -317,21 +326,29 @@ public struct RotationMachine: Sendable {
         record.rotationStartedAt = nil
         clearFailure()
         if record.nextDue == nil, let current = record.current { schedule(from: current.createdAt) }
-        let next = record.nextDue.map { " next rotation \(Timestamp.format($0))" } ?? ""
-        return [
-            .persist,
-            emit(.rotationCompleted, keyID: record.current?.id, oldKeyID: retired, generation: record.generation,
-                 "rotation completed;" + next),
-        ]
+        let completed = emit(
+            .rotationCompleted, keyID: record.current?.id, oldKeyID: retired, generation: record.generation,
+            "rotation completed;" + (record.nextDue.map { " next rotation \(Timestamp.format($0))" } ?? ""))
+        if record.revokeQueued {
+            record.revokeQueued = false
+            record.revoking = true
+            return [completed] + startRotation(now: now, reason: "revoke: replacing the key deployed before the request")
+        }
+        return [.persist, completed]
     }
 
     /// A record that claims a step needing the pending key but has none can only
     /// come from a hand-edited or foreign state file: start the rotation over.
     private mutating func lostPending(now: Date) -> [Action] {
+        let leftover = record.pending?.id
         record.pending = nil
         record.phase = .idle
-        record.nextDue = now
-        return [.persist] + tick(now: now)
+        record.revoking = false
+        guard record.current != nil || adopt == nil else {
+            return [.persist] + tick(now: now)
+        }
+        return startRotation(
+            now: now, reason: "the state file lost track of the rotation in flight", orphans: leftover.map { [$0] } ?? [])
     }
 
     // MARK: - Failures
@@ -352,7 +369,8 @@ public struct RotationMachine: Sendable {
                      failure: failure),
             ]
         }
-        let delay = failure.retryAfter.map { max($0, .seconds(1)) } ?? backoff()
+        // A Retry-After is honoured, within reason: never beyond the slow retry of a blocked step.
+        let delay = failure.retryAfter.map { min(max($0, .seconds(1)), policy.blockedRetry) } ?? backoff()
         record.retryAt = now + delay
         return [
             .persist,
@@ -383,7 +401,9 @@ public struct RotationMachine: Sendable {
 
     private mutating func rotateRequested(now: Date) -> [Action] {
         switch record.phase {
-        case .idle where !awaiting:
+        case .idle where record.current == nil && adopt != nil:
+            return [.refuse("\(record.name): waiting to adopt key \(adopt ?? ""); remove adopt from the configuration to create a new key instead")]
+        case .idle:
             return startRotation(now: now, reason: "requested by an operator")
                 .with(emit(.rotateRequested, keyID: record.current?.id, "rotation requested by an operator"), at: 0)
         case .blocked:
@@ -394,26 +414,37 @@ public struct RotationMachine: Sendable {
         }
     }
 
+    /// Revoke replaces and deletes the key consumers hold at the time of the request,
+    /// with no overlap. Before deploy that is the current key: the rotation (started
+    /// now, or the one in flight) deletes it as soon as the new key is deployed.
+    /// During overlapping or retiring consumers already hold the new key: the old one
+    /// is deleted at once and a second emergency rotation replaces the new one, so
+    /// every key that existed at the request is gone.
     private mutating func revokeRequested(now: Date) -> [Action] {
-        let note = emit(.revokeRequested, keyID: record.current?.id, "revoke requested: the old key goes as soon as the new one is deployed")
+        let hasKey = record.current != nil && !(record.phase == .blocked && record.blockedStep == .adopting)
+        guard hasKey, record.phase != .adopting else {
+            return [.refuse("\(record.name): there is no key to revoke yet")]
+        }
+        let note = emit(.revokeRequested, keyID: record.current?.id, "revoke requested: the key in use is replaced and deleted with no overlap")
         switch record.phase {
-        case .idle where !awaiting:
+        case .idle:
             record.revoking = true
             return [note] + startRotation(now: now, reason: "revoke requested by an operator")
-        case .adopting:
-            return [.refuse("\(record.name): no key to revoke yet (adopting)")]
-        case .retiring:
-            record.revoking = true
-            return [note, .persist]
         case .blocked:
             record.revoking = true
+            if let step = record.blockedStep, step == .overlapping || step == .retiring { record.revokeQueued = true }
             record.retryAt = now
             return [note, .persist] + tick(now: now)
         case .overlapping:
             record.revoking = true
+            record.revokeQueued = true
             record.previous?.retireAt = now
             return [note, .persist] + tick(now: now)
-        default:
+        case .retiring:
+            record.revoking = true
+            record.revokeQueued = true
+            return [note, .persist]
+        case .creating, .verifying, .deploying, .adopting:
             record.revoking = true
             return [note, .persist]
         }
@@ -424,7 +455,12 @@ public struct RotationMachine: Sendable {
     /// next due = creation + rotate_every + this cycle's jitter, moved to the next
     /// opening of the window.
     private mutating func schedule(from created: Date) {
-        record.nextDue = Schedule.dueTime(created: created, jitterDraw: record.jitterDraw, policy: policy, timeZone: timeZone)
+        let due = Schedule.dueTime(created: created, jitterDraw: record.jitterDraw, policy: policy, timeZone: timeZone)
+        guard let notBefore = record.notBefore, notBefore > due else {
+            record.nextDue = due
+            return
+        }
+        record.nextDue = policy.window?.nextOpening(atOrAfter: notBefore, in: timeZone) ?? notBefore
     }
 
     /// Applies a new policy (a reload): the due time of an idle key is recomputed
@@ -438,11 +474,16 @@ public struct RotationMachine: Sendable {
 
     /// Moves an overdue idle key's start to `at` (start-up catch-up, staggered).
     public mutating func catchUp(startingAt at: Date) {
-        guard record.phase == .idle, record.current != nil else { return }
-        record.nextDue = policy.window?.nextOpening(atOrAfter: at, in: timeZone) ?? at
+        guard record.phase == .idle, let current = record.current else { return }
+        record.notBefore = at
+        schedule(from: current.createdAt)
     }
 
     // MARK: - Helpers
+
+    private static func mismatch(_ got: String, _ expected: String) -> StepFailure {
+        StepFailure(kind: .transient, code: "mismatched_outcome", message: "got the outcome of \(got) while \(expected) was in flight")
+    }
 
     private mutating func expect(_ action: Action) -> Action {
         inFlight = action

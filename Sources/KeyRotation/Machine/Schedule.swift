@@ -18,7 +18,9 @@ public enum Schedule {
         var events: [AuditEvent] = []
         for (slot, index) in overdue.enumerated() {
             let was = machines[index].record.nextDue ?? now
-            machines[index].catchUp(startingAt: now + spacing * Int64(slot))
+            // Slots count from the window's opening, so a window does not bunch them up again.
+            let opening = machines[index].policy.window?.nextOpening(atOrAfter: now, in: machines[index].timeZone) ?? now
+            machines[index].catchUp(startingAt: opening + spacing * Int64(slot))
             let start = machines[index].record.nextDue ?? now
             events.append(AuditEvent(
                 .caughtUp, key: machines[index].name, keyID: machines[index].record.current?.id,

@@ -13,6 +13,8 @@ public struct LoadedConfiguration: Sendable {
     public var path: String
     /// nil when any problem is an error.
     public var configuration: Configuration?
+    /// `[daemon]` as far as it could be read, even when other parts are wrong.
+    public var daemon: DaemonSettings?
     public var problems: [ConfigProblem]
 
     public var errors: [ConfigProblem] { problems.filter { $0.severity == .error } }
@@ -28,12 +30,12 @@ public enum ConfigLoader {
             let bytes = try FileIO.readAll(path: path, limit: 1 << 20)
             guard let decoded = String(validating: bytes, as: UTF8.self) else {
                 return LoadedConfiguration(
-                    path: path, configuration: nil, problems: [ConfigProblem(.file, "is not valid UTF-8")])
+                    path: path, configuration: nil, daemon: nil, problems: [ConfigProblem(.file, "is not valid UTF-8")])
             }
             text = decoded
         } catch {
             return LoadedConfiguration(
-                path: path, configuration: nil, problems: [ConfigProblem(.file, "cannot read: \(error)")])
+                path: path, configuration: nil, daemon: nil, problems: [ConfigProblem(.file, "cannot read: \(error)")])
         }
         let parsed = ConfigParser.parse(text)
         var problems = parsed.problems
@@ -43,7 +45,8 @@ public enum ConfigLoader {
             }
         }
         let failed = problems.contains { $0.severity == .error }
-        return LoadedConfiguration(path: path, configuration: failed ? nil : parsed.configuration, problems: problems)
+        return LoadedConfiguration(
+            path: path, configuration: failed ? nil : parsed.configuration, daemon: parsed.daemon, problems: problems)
     }
 }
 
@@ -55,12 +58,19 @@ enum FileChecker {
         }
         switch check.kind {
         case .hook:
-            guard let info = FileIO.status(path: check.path) else {
+            guard let info = FileIO.status(path: check.path, following: true) else {
                 return problem("hook \(check.path) does not exist")
             }
             if !info.isRegularFile { return problem("hook \(check.path) is not a regular file") }
             if info.mode & 0o022 != 0 {
                 return problem("hook \(check.path) is writable by group or others (mode \(octal(info.mode))): anyone who can edit it receives every new secret; chmod go-w it")
+            }
+            if info.owner != 0 && info.owner != geteuid() {
+                return problem("hook \(check.path) is owned by uid \(info.owner), neither root nor keyrotd's user: its owner receives every new secret")
+            }
+            let directory = (check.path as NSString).deletingLastPathComponent
+            if let parent = FileIO.status(path: directory), parent.mode & 0o022 != 0, parent.mode & 0o1000 == 0 {
+                return problem("hook \(check.path) is in \(directory), which group or others may write (mode \(octal(parent.mode))): they could replace the hook")
             }
             if access(check.path, X_OK) != 0 { return problem("hook \(check.path) is not executable (chmod +x)") }
             return nil

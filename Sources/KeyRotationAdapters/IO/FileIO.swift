@@ -14,10 +14,10 @@ enum FileIO {
         var owner: UInt32
     }
 
-    /// lstat: a symlink is reported as such, not followed.
-    static func status(path: String) -> Status? {
+    /// lstat by default: a symlink is reported as such; `following` stats its target.
+    static func status(path: String, following: Bool = false) -> Status? {
         var info = stat()
-        guard lstat(path, &info) == 0 else { return nil }
+        guard (following ? stat(path, &info) : lstat(path, &info)) == 0 else { return nil }
         let type = info.st_mode & S_IFMT
         return Status(
             mode: info.st_mode & 0o7777, isRegularFile: type == S_IFREG, isDirectory: type == S_IFDIR,

@@ -1,0 +1,391 @@
+import Dispatch
+import Foundation
+import KeyRotation
+import KeyRotationAdapters
+import Logging
+
+/// Why the daemon could not start or had to stop; `exitCode` follows sysexits.
+public struct DaemonFailure: Error, Sendable, CustomStringConvertible {
+    public var exitCode: Int32
+    public var description: String
+
+    static func configuration(_ message: String) -> DaemonFailure { DaemonFailure(exitCode: 78, description: message) }
+}
+
+/// What the daemon needs from its surroundings.
+public struct DaemonOptions: Sendable {
+    public var configPath: String
+    public var environment: [String: String]
+    /// On SIGTERM, steps in flight get this long to finish before they are cancelled.
+    public var shutdownGrace: Duration
+
+    public init(configPath: String, environment: [String: String], shutdownGrace: Duration = .seconds(5)) {
+        self.configPath = configPath
+        self.environment = environment
+        self.shutdownGrace = shutdownGrace
+    }
+}
+
+/// `keyrotd run`: one loop owns every key's `RotationMachine`.
+///
+/// The loop takes events from one stream (wake-ups, step outcomes, signals),
+/// feeds them to the machines, and performs the actions they return in order:
+/// `.persist` writes the whole state file before the next side effect starts
+/// (intent) and after each outcome; provider calls and hooks run as child tasks
+/// whose outcomes come back through the same stream, so keys rotate
+/// independently and a slow or failing key never stalls the others. Between
+/// events it sleeps until the earliest deadline.
+///
+/// A failed state write means the next side effect may not start: the loop
+/// retries the write before any awaited action and, if it still fails, hands the
+/// machine a transient failure instead (backoff; nothing is lost, nothing runs
+/// on unrecorded intent).
+public final class Daemon {
+    private let options: DaemonOptions
+    private let logger: Logger
+    private let hooks: HookRunner
+    private var configuration: Configuration
+    private var providers: [String: any KeyProvider]
+    private var machines: [String: RotationMachine] = [:]
+    /// Records the state file holds for keys no longer configured: kept as they are,
+    /// never acted on (a removed key is never deleted at the provider by that).
+    private var unmanaged: [String: KeyRecord] = [:]
+    private let stateFile: StateFile
+    private let lock: StateFileLock
+    private var dirty = false
+    private var running = 0
+    private var draining = false
+    private let timeZone = TimeZone.current
+
+    private init(
+        options: DaemonOptions, logger: Logger, configuration: Configuration, providers: [String: any KeyProvider],
+        stateFile: StateFile, lock: consuming StateFileLock
+    ) {
+        self.options = options
+        self.logger = logger
+        self.configuration = configuration
+        self.providers = providers
+        self.stateFile = stateFile
+        self.lock = lock
+        hooks = HookRunner(logger: logger)
+    }
+
+    /// Loads configuration, admin keys and state, takes the state lock, and
+    /// builds a machine per configured key. Nothing has been done at the provider yet.
+    public static func start(options: DaemonOptions, logger: Logger) throws(DaemonFailure) -> Daemon {
+        let configuration = try loadConfiguration(options, logger: logger)
+        let providers = try makeProviders(configuration, options: options, logger: logger)
+        let stateFile = StateFile(path: configuration.daemon.resolvedStateFile(environment: options.environment))
+        let lock = try lockState(stateFile, logger: logger)
+        let document = try loadState(stateFile)
+        let daemon = Daemon(
+            options: options, logger: logger, configuration: configuration, providers: providers,
+            stateFile: stateFile, lock: lock)
+        daemon.adopt(document)
+        return daemon
+    }
+
+    private static func lockState(_ stateFile: StateFile, logger: Logger) throws(DaemonFailure) -> StateFileLock {
+        do {
+            try stateFile.prepareDirectory()
+            let lock = try stateFile.lock()
+            for name in try stateFile.removeLeftoverTemporaries(holding: lock) {
+                logger.notice("removed a temporary file left by an interrupted state write", metadata: ["file": "\(name)"])
+            }
+            return lock
+        } catch {
+            throw failure(error)
+        }
+    }
+
+    private static func loadState(_ stateFile: StateFile) throws(DaemonFailure) -> StateDocument {
+        let loaded: (version: Int, body: [UInt8])?
+        do {
+            loaded = try stateFile.load(maxSupportedVersion: StateDocument.schemaVersion)
+        } catch {
+            throw failure(error)
+        }
+        guard let (version, body) = loaded else { return StateDocument() }
+        do {
+            return try StateDocument.decode(body, version: version)
+        } catch {
+            throw DaemonFailure.configuration(
+                "state file \(stateFile.path) passes its checksum but does not decode (\(error)); it was left untouched")
+        }
+    }
+
+    private static func failure(_ error: StateFileError) -> DaemonFailure {
+        let code: Int32 = switch error.code {
+        case .locked: 75
+        case .permissionDenied: 77
+        default: 78
+        }
+        return DaemonFailure(exitCode: code, description: error.description)
+    }
+
+    // MARK: - The loop
+
+    /// Runs until SIGTERM or SIGINT; returns the exit status (0 after a clean stop).
+    public func run() async -> Int32 {
+        let (events, continuation) = AsyncStream.makeStream(of: LoopEvent.self)
+        let queue = DispatchQueue(label: "keyrotd.wakeups")
+        let signals = SignalSources([SIGTERM, SIGINT, SIGHUP], queue: queue) { continuation.yield(.signal($0)) }
+        let timer = WakeTimer(queue: queue) { continuation.yield(.wake) }
+        defer {
+            signals.cancel()
+            timer.cancel()
+        }
+        let names = machines.keys.sorted().joined(separator: ", ")
+        logger.notice("keyrotd running: \(machines.count) key(s) (\(names)), state \(stateFile.path)")
+
+        let spacing = configuration.daemon.catchUpSpacing
+        var fleet = Array(machines.values)
+        for event in Schedule.staggerOverdue(&fleet, now: Date(), spacing: spacing) { audit(event) }
+        for machine in fleet { machines[machine.name] = machine }
+        persist()
+
+        await withTaskGroup(of: Void.self) { group in
+            tickDue(group: &group, continuation: continuation)
+            timer.schedule(at: nextDeadline())
+            for await event in events {
+                switch event {
+                case .wake:
+                    if !draining { tickDue(group: &group, continuation: continuation) }
+                case .outcome(let key, let outcome):
+                    running -= 1
+                    feed(key, outcome, group: &group, continuation: continuation)
+                case .signal(SIGHUP):
+                    reload()
+                    if !draining { tickDue(group: &group, continuation: continuation) }
+                case .signal(let number):
+                    if !draining { beginShutdown(signal: number, queue: queue, continuation: continuation) }
+                case .graceExpired:
+                    logger.warning("steps still running after the shutdown grace: cancelling them (they resume after restart)")
+                    group.cancelAll()
+                }
+                if draining && running == 0 { break }
+                timer.schedule(at: draining ? nil : nextDeadline())
+            }
+            group.cancelAll()
+        }
+        persist()
+        logger.notice("keyrotd stopped")
+        return dirty ? 75 : 0
+    }
+
+    private enum LoopEvent: Sendable {
+        case wake
+        case outcome(key: String, Event)
+        case signal(Int32)
+        case graceExpired
+    }
+
+    private func beginShutdown(signal: Int32, queue: DispatchQueue, continuation: AsyncStream<LoopEvent>.Continuation) {
+        draining = true
+        logger.notice("stopping on signal \(signal): \(running) step(s) in flight get \(options.shutdownGrace) to finish")
+        let grace = options.shutdownGrace.components
+        let seconds = Double(grace.seconds) + Double(grace.attoseconds) / 1e18
+        queue.asyncAfter(deadline: .now() + seconds) { continuation.yield(.graceExpired) }
+    }
+
+    private func nextDeadline() -> Date? {
+        machines.values.compactMap(\.nextDeadline).min()
+    }
+
+    private func tickDue(group: inout TaskGroup<Void>, continuation: AsyncStream<LoopEvent>.Continuation) {
+        let now = Date()
+        for name in machines.keys.sorted() {
+            guard let deadline = machines[name]?.nextDeadline, deadline <= now else { continue }
+            feed(name, .tick, group: &group, continuation: continuation)
+        }
+    }
+
+    private func feed(
+        _ name: String, _ event: Event, group: inout TaskGroup<Void>, continuation: AsyncStream<LoopEvent>.Continuation
+    ) {
+        guard var machine = machines[name] else { return }
+        let actions = machine.handle(event, now: Date())
+        machines[name] = machine
+        for action in actions {
+            switch action {
+            case .persist:
+                persist()
+            case .emit(let event):
+                audit(event)
+            case .refuse(let reason):
+                logger.notice("\(reason)", metadata: ["key": "\(name)"])
+            case .createKey, .listKeys, .verifyKey, .runHook, .deleteKey:
+                if draining { return }
+                if dirty { persist() }
+                if dirty {
+                    let failure = StepFailure(kind: .transient, code: "state_write_failed", message: "the state file could not be written; the step waits until it can")
+                    feed(name, .failed(failure), group: &group, continuation: continuation)
+                    return
+                }
+                start(action, for: name, group: &group, continuation: continuation)
+            }
+        }
+    }
+
+    /// Runs one side effect as a child task; its outcome comes back as an event.
+    private func start(
+        _ action: Action, for name: String, group: inout TaskGroup<Void>, continuation: AsyncStream<LoopEvent>.Continuation
+    ) {
+        guard let key = configuration.key(named: name), let provider = providers[key.provider] else { return }
+        running += 1
+        let hooks = self.hooks
+        let providerName = key.provider
+        let now = Date()
+        group.addTask {
+            let outcome = await performStep(action, key: key, provider: provider, providerName: providerName, hooks: hooks, now: now)
+            continuation.yield(.outcome(key: name, outcome))
+        }
+    }
+
+    // MARK: - State
+
+    private func adopt(_ document: StateDocument) {
+        for key in configuration.keys {
+            let record = document.keys[key.name] ?? KeyRecord(name: key.name, seed: UInt64.random(in: 0...UInt64.max))
+            var machine = RotationMachine(
+                record: record, policy: key.policy, hooks: key.hooks, adopt: key.adopt, timeZone: timeZone)
+            // The configuration may have changed while keyrotd was stopped.
+            machine.apply(policy: key.policy, hooks: key.hooks, adopt: key.adopt)
+            machines[key.name] = machine
+        }
+        for (name, record) in document.keys where machines[name] == nil {
+            unmanaged[name] = record
+            logger.notice("the state file knows key \(name), which the configuration no longer names: kept, not managed", metadata: ["key": "\(name)"])
+        }
+    }
+
+    private func persist() {
+        var keys = unmanaged
+        for (name, machine) in machines { keys[name] = machine.record }
+        do {
+            try stateFile.save(body: try StateDocument(keys: keys).encoded(), version: StateDocument.schemaVersion)
+            if dirty { logger.notice("the state file is written again") }
+            dirty = false
+        } catch {
+            if !dirty { logger.error("cannot write the state file: \(error)") }
+            dirty = true
+        }
+    }
+
+    // MARK: - Configuration
+
+    private static func loadConfiguration(_ options: DaemonOptions, logger: Logger) throws(DaemonFailure) -> Configuration {
+        let loaded = ConfigLoader.load(path: options.configPath, environment: options.environment)
+        for problem in loaded.warnings { logger.warning("\(problem.formatted(file: loaded.path))") }
+        guard let configuration = loaded.configuration else {
+            for problem in loaded.errors { logger.error("\(problem.formatted(file: loaded.path))") }
+            throw DaemonFailure.configuration("\(loaded.path): \(loaded.errors.count) problem(s); configuration rejected")
+        }
+        return configuration
+    }
+
+    private static func makeProviders(
+        _ configuration: Configuration, options: DaemonOptions, logger: Logger
+    ) throws(DaemonFailure) -> [String: any KeyProvider] {
+        var providers: [String: any KeyProvider] = [:]
+        for (name, settings) in configuration.providers {
+            let (adminKey, origin): (Secret, AdminKeyOrigin)
+            do {
+                (adminKey, origin) = try AdminKey.resolve(settings, environment: options.environment)
+            } catch {
+                throw DaemonFailure.configuration(error.description)
+            }
+            if origin == .environment {
+                logger.warning("provider \(name): using the admin key from MISTRAL_ADMIN_KEY (interactive use only; under systemd use LoadCredential=)")
+            }
+            switch settings.type {
+            case .mistral:
+                providers[name] = MistralProvider(
+                    baseURL: settings.baseURL, adminKey: adminKey, requestsPerMinute: settings.requestsPerMinute)
+            }
+        }
+        return providers
+    }
+
+    /// SIGHUP: a valid configuration is applied (new keys start, changed policies
+    /// apply from the next due time, removed keys stop being managed); an invalid
+    /// one is logged in full and the running configuration stays.
+    private func reload() {
+        let loaded = ConfigLoader.load(path: options.configPath, environment: options.environment)
+        guard let next = loaded.configuration else {
+            for problem in loaded.errors { logger.error("\(problem.formatted(file: loaded.path))") }
+            logger.error("configuration rejected on reload: \(loaded.errors.count) problem(s); still running the previous one")
+            return
+        }
+        let providers: [String: any KeyProvider]
+        do {
+            providers = try Self.makeProviders(next, options: options, logger: logger)
+        } catch {
+            logger.error("configuration rejected on reload: \(error.description); still running the previous one")
+            return
+        }
+        self.providers = providers
+        configuration = next
+        for key in next.keys {
+            if var machine = machines[key.name] {
+                machine.apply(policy: key.policy, hooks: key.hooks, adopt: key.adopt)
+                machines[key.name] = machine
+            } else {
+                let record = unmanaged.removeValue(forKey: key.name) ?? KeyRecord(name: key.name, seed: UInt64.random(in: 0...UInt64.max))
+                machines[key.name] = RotationMachine(record: record, policy: key.policy, hooks: key.hooks, adopt: key.adopt, timeZone: timeZone)
+            }
+        }
+        for name in machines.keys where next.key(named: name) == nil {
+            if let machine = machines.removeValue(forKey: name) { unmanaged[name] = machine.record }
+            logger.notice("key \(name) removed from the configuration: no longer managed (its provider key is left alone)", metadata: ["key": "\(name)"])
+        }
+        persist()
+        logger.notice("configuration reloaded: \(machines.count) key(s)")
+    }
+
+    // MARK: - Audit trail
+
+    private func audit(_ event: AuditEvent) {
+        var metadata: Logger.Metadata = ["key": "\(event.key)", "event": "\(event.kind.rawValue)"]
+        if let id = event.keyID { metadata["key_id"] = "\(id)" }
+        if let id = event.oldKeyID { metadata["old_key_id"] = "\(id)" }
+        if let generation = event.generation { metadata["generation"] = "\(generation)" }
+        if let failure = event.failure { metadata["error"] = "\(failure.code)" }
+        let level: Logger.Level = switch event.kind {
+        case .blocked: .error
+        case .stepFailed, .orphanFound: .warning
+        case .rotationStarted, .deployed, .keyRetired, .rotationCompleted, .revokeRequested, .rotateRequested, .adopted, .caughtUp: .notice
+        default: .info
+        }
+        logger.log(level: level, "\(event.key): \(event.message)", metadata: metadata)
+    }
+}
+
+/// Performs one side effect and turns its result into the machine's event.
+private func performStep(
+    _ action: Action, key: ManagedKey, provider: any KeyProvider, providerName: String, hooks: HookRunner, now: Date
+) async -> Event {
+    do {
+        switch action {
+        case .createKey(let name, let lifetime):
+            return .created(try await provider.createKey(
+                name: name, expiration: now + lifetime, workspace: key.workspace, user: key.user))
+        case .listKeys(let filter):
+            return .listed(try await provider.listKeys(nameContains: filter))
+        case .verifyKey(_, let secret):
+            try await provider.verifyKey(secret: secret)
+            return .verified
+        case .deleteKey(let id):
+            try await provider.deleteKey(id: id)
+            return .deleted(keyID: id)
+        case .runHook(let invocation):
+            let outcome = await hooks.run(invocation, provider: providerName, timeout: key.policy.hookTimeout)
+            if case .failed(let failure) = outcome { return .failed(failure) }
+            return .hookSucceeded(path: invocation.path)
+        case .persist, .emit, .refuse:
+            return .tick
+        }
+    } catch {
+        return .failed(error)
+    }
+}

@@ -1,0 +1,229 @@
+"""Drives the keyrotd demo: starts the local Mistral-compatible server and
+`keyrotd run` with a demo configuration, narrates what keyrotd does from its log,
+and checks after every step that the consumer's keys are accepted by the server.
+
+Usage: python3 scripts/demo.py PATH-TO-KEYROTD  (scripts/demo builds it and calls this)
+"""
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEMO = os.path.join(ROOT, "demo")
+KEYS = ["alpha", "beta"]
+ROTATIONS = 2            # full rotations of each key after its first key
+ROTATE_EVERY, OVERLAP = 40, 15
+TIMEOUT = 240            # seconds; the demo normally finishes in about 100
+
+HOOK = """#!/bin/sh
+# Demo consumer hook: keeps one line per key in demo/consumer.env, written
+# atomically with mode 0600. The secret arrives on stdin, never in argv/env.
+set -eu
+[ "$KEYROTD_EVENT" = deploy ] || exit 0
+IFS= read -r secret
+file="{demo}/consumer.env"
+var="$(echo "$KEYROTD_KEY" | tr a-z- A-Z_)_API_KEY"
+exec 9>"$file.lock"
+flock 9
+umask 077
+tmp="$file.tmp.$$"
+{{ grep -v "^$var=" "$file" 2>/dev/null || true; printf '%s=%s\\n' "$var" "$secret"; }} >"$tmp"
+sync "$tmp"
+mv -f "$tmp" "$file"
+echo "wrote $var to consumer.env"
+"""
+
+
+def say(text):
+    print(time.strftime("%H:%M:%S"), text, flush=True)
+
+
+class Demo:
+    def __init__(self, keyrotd):
+        self.keyrotd = keyrotd
+        self.server = None
+        self.daemon = None
+        self.port = None
+        self.completed = {key: 0 for key in KEYS}
+        self.current = {}
+
+    def prepare(self):
+        shutil.rmtree(DEMO, ignore_errors=True)
+        os.makedirs(os.path.join(DEMO, "hooks"))
+        os.chmod(DEMO, 0o700)
+        with open(os.open(os.path.join(DEMO, "admin-key"), os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write("demo-admin-" + secrets.token_urlsafe(24) + "\n")
+        hook = os.path.join(DEMO, "hooks", "write-consumer-env")
+        with open(hook, "w") as f:
+            f.write(HOOK.format(demo=DEMO))
+        os.chmod(hook, 0o755)
+
+    def start_server(self):
+        port_file = os.path.join(DEMO, "server.port")
+        self.server = subprocess.Popen(
+            [os.path.join(ROOT, "scripts", "mistral-server"), "--port", "0", "--port-file", port_file,
+             "--log-file", os.path.join(DEMO, "requests.jsonl"), "--admin-key-file", os.path.join(DEMO, "admin-key")],
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(DEMO, "server.log"), "w"))
+        for _ in range(100):
+            if os.path.exists(port_file):
+                self.port = int(open(port_file).read().strip())
+                return
+            if self.server.poll() is not None:
+                raise SystemExit("demo: the local server did not start; see demo/server.log")
+            time.sleep(0.1)
+        raise SystemExit("demo: the local server did not report its port")
+
+    def write_config(self):
+        sections = [f"""[daemon]
+state_file = "{DEMO}/state/state.json"
+
+[defaults]
+rotate_every = "{ROTATE_EVERY}s"
+overlap = "{OVERLAP}s"
+jitter = "0"
+hook_timeout = "10s"
+retry_initial = "2s"
+retry_max = "10s"
+
+[providers.mistral]
+type = "mistral"
+base_url = "http://127.0.0.1:{self.port}"
+admin_key_file = "{DEMO}/admin-key"
+requests_per_minute = 600
+"""]
+        for key in KEYS:
+            sections.append(f"""[keys.{key}]
+provider = "mistral"
+workspace = "7f1e0c3a-5d1b-4c52-9a3e-2b7d8e6f4a10"
+user = "b52d9e10-3c4f-4e8a-8b1d-6a9f0c2e7d35"
+hooks = ["{DEMO}/hooks/write-consumer-env"]
+""")
+        with open(os.path.join(DEMO, "keyrotd.toml"), "w") as f:
+            f.write("\n".join(sections))
+
+    def consumer_keys(self):
+        keys = {}
+        try:
+            with open(os.path.join(DEMO, "consumer.env")) as f:
+                for line in f:
+                    name, _, value = line.strip().partition("=")
+                    keys[name] = value
+        except FileNotFoundError:
+            pass
+        return keys
+
+    def accepted(self, secret):
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/v1/models",
+                                         headers={"Authorization": "Bearer " + secret})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status == 200
+        except urllib.error.HTTPError:
+            return False
+
+    def check_consumer(self):
+        keys = self.consumer_keys()
+        verdicts = []
+        for name, secret in sorted(keys.items()):
+            ok = self.accepted(secret)
+            verdicts.append(f"{name} {'accepted' if ok else 'REJECTED'}")
+            if not ok:
+                raise SystemExit(f"demo: the consumer's {name} is rejected by the server")
+        return ", ".join(verdicts)
+
+    def narrate(self, line):
+        fields = dict(re.findall(r'(\w+)=("[^"]*"|\S+)', line))
+        fields = {k: v.strip('"') for k, v in fields.items()}
+        event, key = fields.get("event"), fields.get("key")
+        new, old, gen = fields.get("key_id", "?"), fields.get("old_key_id"), fields.get("generation", "?")
+        short = lambda k: (k or "?")[:8]
+        if event == "rotation-started":
+            say(f"{key}: rotation to generation {gen} starts" + (f" (replacing key {short(old)})" if old else " (no key yet)"))
+        elif event == "key-created":
+            say(f"{key}: created key {short(new)} at the provider as keyrotd/{key}/g{gen}/…")
+        elif event == "key-verified":
+            say(f"{key}: the new key works (GET /v1/models answered 200)")
+        elif event == "deployed":
+            self.current[key] = new
+            say(f"{key}: deploy hook ran; consumer.env holds key {short(new)} -> {self.check_consumer()}")
+        elif event == "overlap-started":
+            say(f"{key}: old key {short(old)} stays valid {OVERLAP}s more, for consumers still using it")
+        elif event == "key-retired":
+            say(f"{key}: overlap over; deleted old key {short(new)} -> {self.check_consumer()}")
+        elif event == "rotation-completed":
+            if int(gen) > 1:
+                self.completed[key] += 1
+                say(f"{key}: rotation {self.completed[key]} of {ROTATIONS} complete; next in {ROTATE_EVERY}s")
+            else:
+                say(f"{key}: first key in place; first rotation in {ROTATE_EVERY}s")
+        elif event in ("step-failed", "blocked"):
+            say(f"{key}: {fields.get('error', 'a step failed')}; keyrotd retries (the old key stays valid)")
+        elif line.startswith(("error", "critical")):
+            say("keyrotd: " + line)
+
+    def run(self):
+        self.prepare()
+        self.start_server()
+        say(f"local Mistral-compatible server on 127.0.0.1:{self.port} (requests logged to demo/requests.jsonl)")
+        self.write_config()
+        say(f"keyrotd manages {', '.join(KEYS)}: a new key every {ROTATE_EVERY}s, old ones kept {OVERLAP}s, "
+            f"consumer file demo/consumer.env")
+        log = open(os.path.join(DEMO, "keyrotd.log"), "w")
+        self.daemon = subprocess.Popen([self.keyrotd, "run", "--config", os.path.join(DEMO, "keyrotd.toml")],
+                                       stdout=log, stderr=subprocess.PIPE, text=True, env={"PATH": os.environ["PATH"]})
+        deadline = time.time() + TIMEOUT
+        for line in self.daemon.stderr:
+            log.write(line)
+            log.flush()
+            self.narrate(line.rstrip("\n"))
+            if all(count >= ROTATIONS for count in self.completed.values()):
+                break
+            if time.time() > deadline:
+                raise SystemExit("demo: keyrotd did not finish the rotations in time; see demo/keyrotd.log")
+        else:
+            raise SystemExit(f"demo: keyrotd exited with status {self.daemon.wait()}; see demo/keyrotd.log")
+        say(f"every key rotated {ROTATIONS} times; stopping keyrotd (SIGTERM)")
+        self.daemon.send_signal(signal.SIGTERM)
+        for line in self.daemon.stderr:
+            log.write(line)
+        status = self.daemon.wait(timeout=20)
+        if status != 0:
+            raise SystemExit(f"demo: keyrotd exited with status {status}")
+        created = sum(1 for line in open(os.path.join(DEMO, "requests.jsonl"))
+                      if json.loads(line).get("method") == "POST" and json.loads(line).get("status") == 200)
+        say(f"done: {created} keys created, {len(KEYS)} live, consumer keys: {self.check_consumer()}. "
+            f"See `keyrotd status --config demo/keyrotd.toml`.")
+
+    def stop(self):
+        for process in (self.daemon, self.server):
+            if process and process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
+def main():
+    demo = Demo(os.path.abspath(sys.argv[1]))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
+    try:
+        demo.run()
+    except KeyboardInterrupt:
+        say("interrupted; stopping keyrotd and the server")
+        return 130
+    finally:
+        demo.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

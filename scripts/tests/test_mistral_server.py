@@ -1,0 +1,973 @@
+"""Tests of scripts/mistral-server, the local Mistral-compatible admin API server.
+
+Each test class starts the server as a subprocess on port 0 (loopback), with an admin
+key file in a temporary directory, and talks to it over HTTP with http.client.
+Run with scripts/test-mistral-server.
+"""
+
+import datetime as dt
+import http.client
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+import urllib.parse
+import uuid
+from pathlib import Path
+
+SERVER = Path(__file__).resolve().parent.parent / "mistral-server"
+WORKSPACE = "7f1e0c3a-9b2d-4c6e-8a1f-3d5b7c9e0a21"  # the server's default workspace
+USER = "3d9c1f52-8e47-4b0a-a6d2-5f1e0b7c9a34"
+MICRO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
+DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+SECRET = re.compile(r"^[A-Za-z0-9]{32}$")
+
+API_KEY_OUT = ["key_id", "key", "name", "hidden_key", "created_at", "expiration_date", "actions"]
+API_KEY_EXTENDED_OUT = API_KEY_OUT + ["workspace_id", "workspace_name", "created_by", "product",
+                                      "last_used", "can_delete"]
+USAGE_OUT = ["completion", "ocr", "connectors", "libraries_api", "fine_tuning", "audio",
+             "audio_characters", "vibe_usage", "vibe_code", "chat", "date", "previous_month",
+             "next_month", "start_date", "end_date", "currency", "currency_symbol", "prices"]
+LOG_ENTRY = {"seq", "time", "method", "path", "query", "status", "auth", "key_id", "fault"}
+CONNECTION_LOST = (http.client.RemoteDisconnected, http.client.BadStatusLine, ConnectionError)
+
+
+def utc_today():
+    return dt.datetime.now(dt.timezone.utc).date()
+
+
+class ServerProcess:
+    """The server under test, with its files in a temporary directory."""
+
+    def __init__(self, admin_key=None, via_env=False):
+        self.admin_key = admin_key or "adm-" + secrets.token_urlsafe(24)
+        self.dir = tempfile.mkdtemp(prefix="mistral-server-test.")
+        self.port_file = os.path.join(self.dir, "port")
+        self.log_path = os.path.join(self.dir, "requests.jsonl")
+        self.stdout_path = os.path.join(self.dir, "stdout")
+        self.stderr_path = os.path.join(self.dir, "stderr")
+        args = [str(SERVER), "--host", "127.0.0.1", "--port", "0", "--port-file", self.port_file,
+                "--log-file", self.log_path]
+        env = {k: v for k, v in os.environ.items() if k != "MISTRAL_SERVER_ADMIN_KEY"}
+        if via_env:
+            env["MISTRAL_SERVER_ADMIN_KEY"] = self.admin_key
+        else:
+            key_file = os.path.join(self.dir, "admin-key")
+            with open(key_file, "w") as f:
+                f.write(self.admin_key + "\n")
+            args += ["--admin-key-file", key_file]
+        self.args = args
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(args, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                         env=env)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.port_file):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited {self.proc.returncode}: {self.stderr()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("server did not write its port file")
+            time.sleep(0.01)
+        with open(self.port_file) as f:
+            self.port = int(f.read())
+
+    def stdout(self):
+        return Path(self.stdout_path).read_text()
+
+    def stderr(self):
+        return Path(self.stderr_path).read_text()
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def connect(self):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+
+    def raw(self, method, path, body=None, token=None, headers=None, conn=None):
+        """(status, headers, body bytes); a fresh connection unless conn is given."""
+        own = conn is None
+        conn = conn or self.connect()
+        hdrs = dict(headers or {})
+        if token is not None:
+            hdrs["Authorization"] = f"Bearer {token}"
+        data = None
+        if body is not None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+        try:
+            conn.request(method, path, body=data, headers=hdrs)
+            resp = conn.getresponse()
+            return resp.status, resp, resp.read()
+        finally:
+            if own:
+                conn.close()
+
+    def call(self, method, path, body=None, token=None, **kw):
+        """(status, parsed JSON, response) for a Mistral API call, admin key by default."""
+        token = self.admin_key if token is None else token
+        status, resp, data = self.raw(method, path, body, token=token or None, **kw)
+        self.assert_json(resp, data)
+        return status, json.loads(data), resp
+
+    def control(self, method, path, body=None):
+        status, resp, data = self.raw(method, "/_control/" + path, body)
+        return status, json.loads(data)
+
+    @staticmethod
+    def assert_json(resp, data):
+        assert resp.getheader("Content-Type") == "application/json", resp.getheader("Content-Type")
+        assert int(resp.getheader("Content-Length")) == len(data)
+
+
+class ServerTestCase(unittest.TestCase):
+    """One server per class; state reset before each test."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = ServerProcess()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.cleanup()
+
+    def setUp(self):
+        status, _ = self.server.control("POST", "reset")
+        self.assertEqual(status, 200)
+
+    # helpers
+
+    def create(self, name="keyrotd/dev-team/g1/3f2a9c", expiration=None, workspace=WORKSPACE,
+               user=USER, expect=200):
+        body = {"name": name, "workspace_uuid": workspace, "user_id": user}
+        if expiration is not None:
+            body["expiration"] = expiration
+        status, out, _ = self.server.call("POST", "/v1/admin/api-keys", body)
+        self.assertEqual(status, expect, out)
+        return out
+
+    def list_keys(self, query=""):
+        status, out, _ = self.server.call("GET", "/v1/admin/api-keys" + query)
+        self.assertEqual(status, 200, out)
+        return out["keys"]
+
+    def add_fault(self, path, fault, method="POST", **extra):
+        status, out = self.server.control("POST", "faults", {"method": method, "path": path,
+                                                             "fault": fault, **extra})
+        self.assertEqual(status, 200, out)
+        return out
+
+    def log(self):
+        status, out = self.server.control("GET", "log")
+        self.assertEqual(status, 200)
+        return out
+
+    def control_keys(self):
+        return self.server.control("GET", "keys")[1]
+
+    def assert_validation(self, out, *locs):
+        self.assertIsInstance(out["detail"], list)
+        for item in out["detail"]:
+            self.assertTrue({"loc", "msg", "type"} <= set(item), item)
+        self.assertEqual(sorted(tuple(i["loc"]) for i in out["detail"]), sorted(locs))
+
+
+class ApiKeysTests(ServerTestCase):
+
+    def test_create_returns_api_key_out(self):
+        exp = (utc_today() + dt.timedelta(days=120)).isoformat()
+        out = self.create(expiration=exp)
+        self.assertTrue(set(API_KEY_OUT) <= set(out))
+        self.assertEqual(out["x_unknown_field"], 1)
+        self.assertEqual(str(uuid.UUID(out["key_id"])), out["key_id"])
+        self.assertRegex(out["key"], SECRET)
+        self.assertEqual(out["hidden_key"], out["key"][:4] + "..." + out["key"][-4:])
+        self.assertEqual(out["name"], "keyrotd/dev-team/g1/3f2a9c")
+        self.assertRegex(out["created_at"], MICRO_Z)
+        created = dt.datetime.fromisoformat(out["created_at"])
+        self.assertLess(abs(dt.datetime.now(dt.timezone.utc) - created), dt.timedelta(seconds=5))
+        self.assertEqual(out["expiration_date"], exp)
+        self.assertEqual(out["actions"], {"rotate": {"status": "available"},
+                                          "delete": {"status": "available"}})
+
+    def test_create_with_optional_fields_absent_or_null(self):
+        out = self.create(name=None)
+        self.assertIsNone(out["name"])
+        self.assertIsNone(out["expiration_date"])
+        status, out, _ = self.server.call("POST", "/v1/admin/api-keys",
+                                          {"workspace_uuid": WORKSPACE, "user_id": USER,
+                                           "expiration": None})
+        self.assertEqual(status, 200, out)
+        self.assertIsNone(out["name"])
+        self.assertIsNone(out["expiration_date"])
+
+    def test_each_create_gets_a_fresh_secret_and_id(self):
+        a, b = self.create(), self.create()
+        self.assertNotEqual(a["key"], b["key"])
+        self.assertNotEqual(a["key_id"], b["key_id"])
+
+    def test_concurrent_creates(self):
+        results = []
+
+        def worker():
+            for _ in range(10):
+                results.append(self.server.call("POST", "/v1/admin/api-keys", {
+                    "name": "concurrent", "workspace_uuid": WORKSPACE, "user_id": USER})[1])
+
+        threads = [threading.Thread(target=worker) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(len({r["key"] for r in results}), 80)
+        self.assertEqual({k["key_id"] for k in self.list_keys()}, {r["key_id"] for r in results})
+        self.assertEqual(sorted(e["seq"] for e in self.log()), list(range(
+            self.log()[0]["seq"], self.log()[0]["seq"] + 81)))
+
+    def test_create_validation_errors(self):
+        today = utc_today()
+        cases = [
+            ({"name": "x", "user_id": USER}, [("body", "workspace_uuid")]),
+            ({}, [("body", "workspace_uuid"), ("body", "user_id")]),
+            ({"workspace_uuid": "not-a-uuid", "user_id": USER}, [("body", "workspace_uuid")]),
+            ({"workspace_uuid": WORKSPACE, "user_id": 42}, [("body", "user_id")]),
+            ({"workspace_uuid": WORKSPACE, "user_id": USER,
+              "expiration": (today - dt.timedelta(days=1)).isoformat()}, [("body", "expiration")]),
+            ({"workspace_uuid": WORKSPACE, "user_id": USER, "expiration": today.isoformat()},
+             [("body", "expiration")]),
+            ({"workspace_uuid": WORKSPACE, "user_id": USER, "expiration": "31/12/2030"},
+             [("body", "expiration")]),
+            ({"workspace_uuid": WORKSPACE, "user_id": USER, "name": "n" * 256},
+             [("body", "name")]),
+            ({"workspace_uuid": WORKSPACE, "user_id": USER, "name": 7}, [("body", "name")]),
+            ([1, 2], [("body",)]),
+        ]
+        for body, locs in cases:
+            with self.subTest(body=body):
+                status, out, _ = self.server.call("POST", "/v1/admin/api-keys", body)
+                self.assertEqual(status, 422)
+                self.assert_validation(out, *locs)
+        status, out, _ = self.server.call("POST", "/v1/admin/api-keys", b"{not json")
+        self.assertEqual(status, 422)
+        self.assertEqual(out["detail"][0]["type"], "json_invalid")
+        status, out, _ = self.server.call("POST", "/v1/admin/api-keys")
+        self.assertEqual(status, 422)
+        self.assert_validation(out, ("body",))
+        past = {"workspace_uuid": WORKSPACE, "user_id": USER, "expiration": "2020-01-01"}
+        out = self.server.call("POST", "/v1/admin/api-keys", past)[1]
+        self.assertEqual(out["detail"][0]["type"], "date_future")
+        self.assertEqual(self.control_keys(), [], "no key stored by a refused create")
+
+    def test_list_shape_and_creation_order(self):
+        made = [self.create(name=f"key-{i}") for i in range(3)]
+        keys = self.list_keys()
+        self.assertEqual([k["key_id"] for k in keys], [m["key_id"] for m in made])
+        for k, m in zip(keys, made):
+            self.assertTrue(set(API_KEY_EXTENDED_OUT) <= set(k))
+            self.assertIsNone(k["key"], "the secret is shown only at creation")
+            self.assertEqual(k["x_unknown_field"], 1)
+            self.assertEqual(k["hidden_key"], m["hidden_key"])
+            self.assertEqual(k["created_at"], m["created_at"])
+            self.assertEqual(k["workspace_id"], WORKSPACE)
+            self.assertEqual(k["workspace_name"], "Default Workspace")
+            self.assertEqual(k["created_by"], USER)
+            self.assertIsNone(k["last_used"])
+            self.assertIs(k["can_delete"], True)
+            self.assertEqual(k["product"], "API")
+            self.assertIn("rotate", k["actions"])
+        dump = json.dumps(keys)
+        for m in made:
+            self.assertNotIn(m["key"], dump)
+
+    def test_list_paging(self):
+        made = [self.create(name=f"page-{i}")["key_id"] for i in range(5)]
+        self.assertEqual([k["key_id"] for k in self.list_keys("?limit=2")], made[:2])
+        self.assertEqual([k["key_id"] for k in self.list_keys("?limit=2&offset=2")], made[2:4])
+        self.assertEqual([k["key_id"] for k in self.list_keys("?limit=2&offset=4")], made[4:])
+        self.assertEqual(self.list_keys("?offset=5"), [])
+        self.assertEqual(self.list_keys("?limit=0"), [])
+        for query, loc in (("?limit=abc", ("query", "limit")), ("?offset=-1", ("query", "offset"))):
+            status, out, _ = self.server.call("GET", "/v1/admin/api-keys" + query)
+            self.assertEqual(status, 422)
+            self.assert_validation(out, loc)
+
+    def test_list_default_limit_is_100(self):
+        for i in range(103):
+            self.server.control("POST", "keys", {"name": f"bulk-{i:03d}"})
+        keys = self.list_keys()
+        self.assertEqual(len(keys), 100)
+        self.assertEqual(keys[0]["name"], "bulk-000")
+        self.assertEqual([k["name"] for k in self.list_keys("?offset=100")],
+                         ["bulk-100", "bulk-101", "bulk-102"])
+
+    def test_name_filter(self):
+        a = self.create(name="keyrotd/dev-team/g1/aaa")
+        b = self.create(name="KEYROTD/ops/g2/bbb")
+        c = self.create(name="Café Prod")
+        d = self.create(name=None)
+
+        def ids(query):
+            return {k["key_id"] for k in self.list_keys("?name=" + urllib.parse.quote(query))}
+
+        self.assertEqual(ids("keyrotd/"), {a["key_id"], b["key_id"]})
+        self.assertEqual(ids("Dev-Team"), {a["key_id"]})
+        self.assertEqual(ids("cafe"), {c["key_id"]}, "accent-insensitive")
+        self.assertEqual(ids("CAFÉ"), {c["key_id"]})
+        self.assertEqual(ids("no such"), set())
+        self.assertEqual(len(ids("")), 4, "an empty filter is no filter")
+        for key in (a, d):
+            last4 = key["key"][-4:]
+            found = ids(last4.lower())
+            self.assertIn(key["key_id"], found, "last 4 characters of the key match")
+            for other in (a, b, c, d):
+                if other["key_id"] in found:
+                    self.assertTrue(other["key"][-4:].lower() == last4.lower()
+                                    or last4.lower() in (other["name"] or "").lower())
+        self.assertEqual(ids("keyrotd/&limit=1"), set())
+        self.assertEqual(
+            {k["key_id"] for k in self.list_keys("?name=KEYROTD&limit=1&offset=1")},
+            {b["key_id"]}, "filter applies before paging")
+
+    def test_delete_then_404(self):
+        key = self.create()
+        keep = self.create(name="other")
+        status, out, _ = self.server.call("DELETE", f"/v1/admin/api-keys/{key['key_id']}")
+        self.assertEqual(status, 200)
+        self.assertIsInstance(out["detail"], str)
+        self.assertEqual([k["key_id"] for k in self.list_keys()], [keep["key_id"]])
+        status, out, _ = self.server.call("DELETE", f"/v1/admin/api-keys/{key['key_id']}")
+        self.assertEqual(status, 404)
+        self.assertIsInstance(out["detail"], str)
+        status, _, _ = self.server.call("DELETE", f"/v1/admin/api-keys/{uuid.uuid4()}")
+        self.assertEqual(status, 404)
+        status, out, _ = self.server.call("DELETE", "/v1/admin/api-keys/not-a-uuid")
+        self.assertEqual(status, 422)
+        self.assert_validation(out, ("path", "key_id"))
+        views = {v["key_id"]: v for v in self.control_keys()}
+        self.assertRegex(views[key["key_id"]]["deleted_at"], MICRO_Z)
+        self.assertIsNone(views[keep["key_id"]]["deleted_at"])
+
+    def test_admin_paths_need_the_admin_key(self):
+        issued = self.create()
+        paths = [("GET", "/v1/admin/api-keys"), ("POST", "/v1/admin/api-keys"),
+                 ("DELETE", f"/v1/admin/api-keys/{issued['key_id']}"),
+                 ("GET", "/v1/admin/spend-limit"), ("POST", "/v1/admin/spend-limit"),
+                 ("GET", "/v1/admin/usage"), ("GET", "/v1/admin/rate-limit"),
+                 ("GET", "/v1/admin/workspaces"), ("POST", "/v1/admin/workspaces")]
+        bad_auth = [{}, {"Authorization": "Bearer wrong-key"},
+                    {"Authorization": f"Basic {self.server.admin_key}"},
+                    {"Authorization": "Bearer"}, {"Authorization": f"Bearer {issued['key']}"}]
+        for method, path in paths:
+            for headers in bad_auth:
+                with self.subTest(method=method, path=path, headers=list(headers.values())[:1]):
+                    status, resp, data = self.server.raw(method, path, body={}, headers=headers)
+                    self.assertEqual(status, 401)
+                    self.assertEqual(json.loads(data), {"detail": "Unauthorized"})
+                    self.assertEqual(resp.getheader("WWW-Authenticate"), "Bearer")
+        self.assertEqual(len(self.list_keys()), 1, "nothing was deleted or created")
+
+
+class ModelsTests(ServerTestCase):
+
+    def models(self, token):
+        return self.server.call("GET", "/v1/models", token=token)
+
+    def test_issued_key_is_accepted_and_last_used_recorded(self):
+        key = self.create()
+        status, out, _ = self.models(key["key"])
+        self.assertEqual(status, 200, out)
+        self.assertEqual(out["object"], "list")
+        self.assertTrue(out["data"])
+        for card in out["data"]:
+            self.assertTrue({"id", "capabilities", "object", "created", "owned_by"} <= set(card))
+            self.assertIsInstance(card["capabilities"]["completion_chat"], bool)
+        view = self.control_keys()[0]
+        self.assertRegex(view["last_used"], MICRO_Z)
+        self.assertEqual(self.list_keys()[0]["last_used"], utc_today().isoformat())
+        status, out, _ = self.server.call("GET", "/v1/models?model=mistral-large-latest",
+                                          token=key["key"])
+        self.assertEqual([c["id"] for c in out["data"]], ["mistral-large-latest"])
+
+    def test_refused_keys(self):
+        deleted = self.create(name="deleted")
+        self.server.call("DELETE", f"/v1/admin/api-keys/{deleted['key_id']}")
+        expired = self.create(name="expired")
+        status, _ = self.server.control("PATCH", f"keys/{expired['key_id']}",
+                                        {"expiration_date": utc_today().isoformat()})
+        self.assertEqual(status, 200)
+        past = self.server.control("POST", "keys", {"name": "seeded-expired",
+                                                    "expiration_date": "2024-01-01"})[1]
+        for token in (deleted["key"], expired["key"], past["key"], "not-a-key-" + "x" * 22,
+                      self.server.admin_key):
+            with self.subTest(token=token[:4]):
+                status, out, _ = self.models(token)
+                self.assertEqual(status, 401)
+                self.assertEqual(out, {"detail": "Unauthorized"})
+        status, _, _ = self.server.raw("GET", "/v1/models")
+        self.assertEqual(status, 401)
+        self.assertTrue(all(v["last_used"] is None for v in self.control_keys()))
+        listed = {k["key_id"]: k for k in self.list_keys()}
+        self.assertEqual(listed[expired["key_id"]]["actions"]["rotate"],
+                         {"status": "unavailable", "reason": "key_expired"})
+
+    def test_key_with_future_expiration_works(self):
+        key = self.create(expiration=(utc_today() + dt.timedelta(days=1)).isoformat())
+        self.assertEqual(self.models(key["key"])[0], 200)
+
+
+class BudgetAndWorkspaceTests(ServerTestCase):
+
+    def test_spend_limit_defaults_and_control(self):
+        status, out, _ = self.server.call("GET", "/v1/admin/spend-limit")
+        self.assertEqual(status, 200)
+        limits = out["limits"]
+        self.assertTrue({"completion", "last_payment_failure", "last_payment_failure_protection",
+                         "currency"} <= set(limits))
+        self.assertIn("monthly_limit_reached", limits["completion"])
+        status, _ = self.server.control("POST", "usage", {"usage_limit": 1000, "usage": 850.5,
+                                                          "currency": "USD"})
+        self.assertEqual(status, 200)
+        completion = self.server.call("GET", "/v1/admin/spend-limit")[1]["limits"]["completion"]
+        self.assertEqual(completion["usage"], 850.5)
+        self.assertEqual(completion["usage_limit"], 1000)
+        self.assertEqual(completion["total_usage"], 850.5)
+        self.assertIs(completion["monthly_limit_reached"], False)
+        self.server.control("POST", "usage", {"usage": 999.0, "vibe_usage": 1.0})
+        out = self.server.call("GET", "/v1/admin/spend-limit")[1]["limits"]
+        self.assertIs(out["completion"]["monthly_limit_reached"], True)
+        self.assertEqual(out["currency"], "USD")
+        self.assertEqual(self.server.control("POST", "usage", {"usage": "lots"})[0], 400)
+
+    def test_update_spend_limit(self):
+        status, out, _ = self.server.call("POST", "/v1/admin/spend-limit", {"amount": 2500})
+        self.assertEqual(status, 200, out)
+        self.assertEqual(out["limits"]["completion"]["usage_limit"], 2500)
+        status, out, _ = self.server.call("POST", "/v1/admin/spend-limit", {"amount": "x"})
+        self.assertEqual(status, 422)
+        self.assert_validation(out, ("body", "amount"))
+        status, out, _ = self.server.call("POST", "/v1/admin/spend-limit", {})
+        self.assert_validation(out, ("body", "amount"))
+
+    def test_usage(self):
+        other_ws = str(uuid.uuid4())
+        self.server.control("POST", "usage", {"entries": [
+            {"year": 2026, "month": 10, "model": "mistral-large-latest", "input_tokens": 1000,
+             "output_tokens": 500},
+            {"year": 2026, "month": 10, "model": "mistral-small-latest", "input_tokens": 10,
+             "output_tokens": 20, "workspace_id": other_ws},
+            {"year": 2026, "month": 9, "model": "codestral-latest", "input_tokens": 1,
+             "output_tokens": 1},
+        ]})
+        status, out, _ = self.server.call("GET", "/v1/admin/usage?month=10&year=2026")
+        self.assertEqual(status, 200)
+        self.assertTrue(set(USAGE_OUT) <= set(out))
+        models = out["completion"]["models"]
+        self.assertEqual(set(models), {"mistral-large-latest", "mistral-small-latest"})
+        entry = models["mistral-large-latest"]["input"][0]
+        self.assertEqual(entry["value"], 1000)
+        self.assertAlmostEqual(entry["amount"], 0.002)
+        self.assertEqual(models["mistral-large-latest"]["output"][0]["value"], 500)
+        self.assertEqual(out["previous_month"], "2026-09")
+        self.assertTrue(out["start_date"].startswith("2026-10-01T00:00:00"))
+        self.assertTrue(out["end_date"].startswith("2026-10-31T23:59:59"))
+        for price in out["prices"]:
+            self.assertTrue({"event_type", "billing_metric", "billing_group", "api_zone",
+                             "service_tier", "price"} <= set(price))
+        out = self.server.call("GET", f"/v1/admin/usage?month=10&year=2026&workspace_id={other_ws}")[1]
+        self.assertEqual(set(out["completion"]["models"]), {"mistral-small-latest"})
+        out = self.server.call("GET", "/v1/admin/usage")[1]
+        self.assertTrue(set(USAGE_OUT) <= set(out), "defaults to the current month")
+        for query, loc in (("month=13", "month"), ("year=abc", "year"),
+                           ("workspace_id=nope", "workspace_id")):
+            status, out, _ = self.server.call("GET", "/v1/admin/usage?" + query)
+            self.assertEqual(status, 422)
+            self.assert_validation(out, ("query", loc))
+
+    def test_rate_limit(self):
+        self.server.control("POST", "usage", {"requests_per_second": 7})
+        status, out, _ = self.server.call("GET", "/v1/admin/rate-limit")
+        self.assertEqual(status, 200)
+        self.assertEqual(out["requests_per_second"], 7)
+        for limits in out["tokens_limits_by_model"].values():
+            self.assertEqual(set(limits), {"tokens_per_minute", "tokens_per_month"})
+
+    def test_workspaces(self):
+        status, out, _ = self.server.call("GET", "/v1/admin/workspaces")
+        self.assertEqual(status, 200)
+        self.assertEqual(out["total"], 1)
+        self.assertEqual((out["page"], out["page_size"], out["object"]), (1, 25, "list"))
+        default = out["items"][0]
+        self.assertEqual(default["uuid"], WORKSPACE)
+        self.assertIs(default["is_default"], True)
+        self.assertTrue({"uuid", "name", "description", "icon", "is_default"} <= set(default))
+        status, made, _ = self.server.call("POST", "/v1/admin/workspaces",
+                                           {"name": "Product Team", "admin_user_id": USER})
+        self.assertEqual(status, 200, made)
+        self.assertTrue({"uuid", "name", "description", "icon", "is_default", "raw_roles",
+                         "raw_role"} <= set(made))
+        out = self.server.call("GET", "/v1/admin/workspaces?search=product")[1]
+        self.assertEqual([w["uuid"] for w in out["items"]], [made["uuid"]])
+        out = self.server.call("GET", "/v1/admin/workspaces?page=2&page_size=1")[1]
+        self.assertEqual((out["total"], len(out["items"])), (2, 1))
+        self.assertEqual(self.server.call("GET", "/v1/admin/workspaces?page=0")[0], 422)
+        status, out, _ = self.server.call("POST", "/v1/admin/workspaces", {"name": "x"})
+        self.assertEqual(status, 422)
+        self.assert_validation(out, ("body", "admin_user_id"))
+        self.create(workspace=made["uuid"])
+        self.create(workspace=str(uuid.uuid4()))
+        names = [k["workspace_name"] for k in self.list_keys()]
+        self.assertEqual(names, ["Product Team", None])
+
+
+class HttpTests(ServerTestCase):
+
+    def test_unknown_paths_404_and_wrong_methods_405(self):
+        for method, path in (("GET", "/v1/nope"), ("GET", "/"), ("POST", "/v1/admin"),
+                             ("GET", "/v1/admin/api-keys/x/y"), ("GET", "/_control/nope")):
+            with self.subTest(path=path):
+                status, out, _ = self.server.call(method, path)
+                self.assertEqual(status, 404)
+                self.assertEqual(out, {"detail": "Not Found"})
+        for method, path in (("PUT", "/v1/admin/api-keys"), ("DELETE", "/v1/admin/api-keys"),
+                             ("GET", f"/v1/admin/api-keys/{uuid.uuid4()}"),
+                             ("POST", "/v1/models"), ("DELETE", "/v1/admin/usage"),
+                             ("PATCH", "/v1/admin/spend-limit"), ("PUT", "/_control/log")):
+            with self.subTest(method=method, path=path):
+                status, out, resp = self.server.call(method, path)
+                self.assertEqual(status, 405)
+                self.assertEqual(out, {"detail": "Method Not Allowed"})
+                self.assertTrue(resp.getheader("Allow"))
+
+    def test_keep_alive(self):
+        conn = self.server.connect()
+        try:
+            for _ in range(3):
+                status, resp, data = self.server.raw(
+                    "GET", "/v1/admin/api-keys", token=self.server.admin_key, conn=conn)
+                self.assertEqual(status, 200)
+                self.assertEqual(json.loads(data), {"keys": []})
+                self.assertFalse(resp.will_close)
+            status, _, _ = self.server.raw("POST", "/v1/admin/api-keys", conn=conn,
+                                           token=self.server.admin_key,
+                                           body={"workspace_uuid": WORKSPACE, "user_id": USER})
+            self.assertEqual(status, 200)
+        finally:
+            conn.close()
+
+    def test_chunked_request_body(self):
+        conn = self.server.connect()
+        try:
+            body = json.dumps({"workspace_uuid": WORKSPACE, "user_id": USER}).encode()
+            conn.request("POST", "/v1/admin/api-keys", body=iter([body[:10], body[10:]]),
+                         headers={"Authorization": f"Bearer {self.server.admin_key}"},
+                         encode_chunked=True)
+            resp = conn.getresponse()
+            self.assertEqual(resp.status, 200)
+            self.assertIn("key", json.loads(resp.read()))
+        finally:
+            conn.close()
+
+
+class FaultTests(ServerTestCase):
+
+    BODY = {"name": "faulted", "workspace_uuid": WORKSPACE, "user_id": USER}
+
+    def post_create(self):
+        return self.server.call("POST", "/v1/admin/api-keys", self.BODY)
+
+    def test_status_faults(self):
+        for code in (401, 403, 422, 429, 500, 503):
+            with self.subTest(code=code):
+                self.add_fault("/v1/admin/api-keys", {"status": code})
+                status, out, resp = self.post_create()
+                self.assertEqual(status, code)
+                self.assertIn("detail", out)
+                self.assertIsNone(resp.getheader("Retry-After"))
+                self.assertEqual(self.post_create()[0], 200, "times defaults to 1")
+        self.assertEqual(len(self.list_keys()), 6, "faulted creates stored nothing")
+        entries = [e for e in self.log() if e["fault"]]
+        self.assertEqual([e["fault"] for e in entries],
+                         [f"status:{c}" for c in (401, 403, 422, 429, 500, 503)])
+        self.assertEqual([e["status"] for e in entries], [401, 403, 422, 429, 500, 503])
+        self.assertTrue(all(e["key_id"] is None for e in entries))
+
+    def test_retry_after_and_body_override(self):
+        self.add_fault("/v1/admin/api-keys", {"status": 429, "retry_after": 7})
+        status, out, resp = self.post_create()
+        self.assertEqual((status, resp.getheader("Retry-After")), (429, "7"))
+        date = "Wed, 21 Oct 2026 07:28:00 GMT"
+        self.add_fault("/v1/admin/api-keys", {"status": 503, "retry_after": date,
+                                              "body": {"message": "down for maintenance"}})
+        status, out, resp = self.post_create()
+        self.assertEqual((status, resp.getheader("Retry-After")), (503, date))
+        self.assertEqual(out, {"message": "down for maintenance"})
+        status, out = self.server.control("POST", "faults", {
+            "method": "POST", "path": "/v1/admin/api-keys",
+            "fault": {"status": 500, "retry_after": 3}})
+        self.assertEqual(status, 400, "retry_after only for 429/503")
+
+    def test_times_is_honoured(self):
+        self.add_fault("/v1/admin/api-keys", {"status": 500}, times=2)
+        self.assertEqual([self.post_create()[0] for _ in range(3)], [500, 500, 200])
+        self.add_fault("/v1/admin/api-keys", {"status": 503}, times=0)
+        self.assertEqual([self.post_create()[0] for _ in range(4)], [503] * 4)
+        self.assertEqual(len(self.server.control("GET", "faults")[1]), 1)
+        self.add_fault("/v1/admin/api-keys", {"status": 500}, times=None)
+        self.assertEqual(self.server.control("DELETE", "faults")[0], 200)
+        self.assertEqual(self.server.control("GET", "faults")[1], [])
+        self.assertEqual(self.post_create()[0], 200)
+
+    def test_faults_consumed_in_registration_order(self):
+        self.add_fault("/v1/admin/api-keys", {"status": 500})
+        self.add_fault("/v1/admin/api-keys", {"status": 429, "retry_after": 1})
+        self.assertEqual([self.post_create()[0] for _ in range(3)], [500, 429, 200])
+
+    def test_method_and_prefix_matching(self):
+        key = self.create()
+        self.add_fault("/v1/admin/api-keys/*", {"status": 503}, method="DELETE")
+        self.add_fault("/v1/admin/api-keys", {"status": 500}, method="GET")
+        self.assertEqual(self.post_create()[0], 200, "neither method nor path matches")
+        status, _, _ = self.server.call("DELETE", f"/v1/admin/api-keys/{key['key_id']}")
+        self.assertEqual(status, 503)
+        self.assertEqual(self.server.call("GET", "/v1/admin/api-keys")[0], 500)
+        status, _, _ = self.server.call("DELETE", f"/v1/admin/api-keys/{key['key_id']}")
+        self.assertEqual(status, 200)
+        self.add_fault("*", {"status": 502}, method="*")
+        self.assertEqual(self.server.call("GET", "/v1/admin/rate-limit")[0], 502)
+        self.add_fault("/_control/*", {"status": 500}, method="*", times=0)
+        self.assertEqual(self.server.control("GET", "log")[0], 200, "control is never faulted")
+
+    def test_delay(self):
+        self.add_fault("/v1/admin/api-keys", {"delay": 0.4}, method="GET")
+        start = time.monotonic()
+        status, out, _ = self.server.call("GET", "/v1/admin/api-keys")
+        self.assertGreaterEqual(time.monotonic() - start, 0.4)
+        self.assertEqual((status, out), (200, {"keys": []}))
+        self.add_fault("/v1/admin/api-keys", {"delay": 0.2, "status": 503, "retry_after": 1})
+        start = time.monotonic()
+        status, _, resp = self.post_create()
+        self.assertGreaterEqual(time.monotonic() - start, 0.2)
+        self.assertEqual((status, resp.getheader("Retry-After")), (503, "1"))
+        self.assertEqual([e["fault"] for e in self.log()], ["delay", "delay+status:503"])
+
+    def test_drop_after_create_stores_the_key(self):
+        self.add_fault("/v1/admin/api-keys", {"drop_after_create": True})
+        with self.assertRaises(CONNECTION_LOST):
+            self.post_create()
+        keys = self.list_keys()
+        self.assertEqual([k["name"] for k in keys], ["faulted"])
+        (entry,) = [e for e in self.log() if e["fault"]]
+        self.assertEqual((entry["fault"], entry["status"], entry["key_id"]),
+                         ("drop_after_create", None, keys[0]["key_id"]))
+        self.assertEqual(self.post_create()[0], 200)
+
+    def test_drop_after_create_on_delete_deletes(self):
+        key = self.create()
+        self.add_fault("/v1/admin/api-keys/*", {"drop_after_create": True}, method="DELETE")
+        with self.assertRaises(CONNECTION_LOST):
+            self.server.call("DELETE", f"/v1/admin/api-keys/{key['key_id']}")
+        self.assertEqual(self.list_keys(), [])
+        self.assertEqual(self.server.call("DELETE", f"/v1/admin/api-keys/{key['key_id']}")[0], 404)
+
+    def test_drop_has_no_effect(self):
+        self.add_fault("/v1/admin/api-keys", {"drop": True})
+        with self.assertRaises(CONNECTION_LOST):
+            self.post_create()
+        self.assertEqual(self.control_keys(), [])
+        self.assertEqual(self.log()[-1]["fault"], "drop")
+        self.assertIsNone(self.log()[-1]["status"])
+
+    def test_malformed(self):
+        self.add_fault("/v1/admin/api-keys", {"malformed": True})
+        status, resp, data = self.server.raw("POST", "/v1/admin/api-keys", self.BODY,
+                                             token=self.server.admin_key)
+        self.assertEqual(status, 200)
+        self.assertEqual(resp.getheader("Content-Type"), "application/json")
+        with self.assertRaises(json.JSONDecodeError):
+            json.loads(data)
+        self.assertEqual(self.control_keys(), [], "a malformed create stores no key")
+        self.add_fault("/v1/admin/api-keys", {"malformed": True}, method="GET")
+        status, _, data = self.server.raw("GET", "/v1/admin/api-keys", token=self.server.admin_key)
+        self.assertEqual(status, 200)
+        with self.assertRaises(json.JSONDecodeError):
+            json.loads(data)
+
+    def test_truncated(self):
+        self.add_fault("/v1/admin/api-keys", {"truncated": True})
+        conn = self.server.connect()
+        try:
+            conn.request("POST", "/v1/admin/api-keys", body=json.dumps(self.BODY).encode(),
+                         headers={"Authorization": f"Bearer {self.server.admin_key}"})
+            resp = conn.getresponse()
+            self.assertEqual(resp.status, 200)
+            with self.assertRaises(http.client.IncompleteRead):
+                resp.read()
+        finally:
+            conn.close()
+        self.assertEqual(len(self.list_keys()), 1, "the create happened; its answer was cut")
+        self.add_fault("/v1/admin/api-keys", {"truncated": True, "effect": False})
+        conn = self.server.connect()
+        try:
+            conn.request("POST", "/v1/admin/api-keys", body=json.dumps(self.BODY).encode(),
+                         headers={"Authorization": f"Bearer {self.server.admin_key}"})
+            resp = conn.getresponse()
+            with self.assertRaises(http.client.IncompleteRead):
+                resp.read()
+        finally:
+            conn.close()
+        self.assertEqual(len(self.list_keys()), 1)
+
+    def test_bad_fault_requests(self):
+        for body in ({"path": "/x", "fault": {}}, {"path": "/x", "fault": {"status": 200}},
+                     {"path": "x", "fault": {"drop": True}}, {"path": "/x"},
+                     {"path": "/x", "fault": {"drop": True, "malformed": True}},
+                     {"path": "/x", "fault": {"bogus": 1}},
+                     {"path": "/x", "fault": {"drop": True}, "times": -1}):
+            with self.subTest(body=body):
+                status, out = self.server.control("POST", "faults", body)
+                self.assertEqual(status, 400)
+                self.assertIsInstance(out["detail"], str)
+
+
+class ControlAndLogTests(ServerTestCase):
+
+    def test_log_entries(self):
+        key = self.create()
+        self.server.call("GET", "/v1/models?model=mistral-embed", token=key["key"])
+        self.server.raw("GET", "/v1/admin/api-keys?limit=5&name=dev")
+        self.server.call("GET", "/v1/admin/api-keys", token="wrong")
+        self.server.call("DELETE", f"/v1/admin/api-keys/{key['key_id']}")
+        log = self.log()
+        for e in log:
+            self.assertEqual(set(e), LOG_ENTRY)
+            self.assertRegex(e["time"], MICRO_Z)
+        self.assertEqual([e["seq"] for e in log], sorted(e["seq"] for e in log))
+        self.assertEqual([(e["method"], e["path"], e["status"], e["auth"], e["key_id"]) for e in log], [
+            ("POST", "/v1/admin/api-keys", 200, "admin", key["key_id"]),
+            ("GET", "/v1/models", 200, f"key:{key['key_id']}", key["key_id"]),
+            ("GET", "/v1/admin/api-keys", 401, "none", None),
+            ("GET", "/v1/admin/api-keys", 401, "bad", None),
+            ("DELETE", f"/v1/admin/api-keys/{key['key_id']}", 200, "admin", key["key_id"]),
+        ])
+        self.assertEqual(log[1]["query"], {"model": "mistral-embed"})
+        self.assertEqual(log[2]["query"], {"limit": "5", "name": "dev"})
+        self.assertTrue(all(e["fault"] is None for e in log))
+        with open(self.server.log_path) as f:
+            lines = [json.loads(line) for line in f]
+        self.assertEqual(lines[-len(log):], log)
+        self.assertEqual(self.server.control("DELETE", "log")[0], 200)
+        self.assertEqual(self.log(), [])
+        self.server.call("GET", "/v1/admin/rate-limit")
+        self.assertGreater(self.log()[0]["seq"], log[-1]["seq"], "seq keeps counting")
+
+    def test_seed_and_patch_keys(self):
+        seeded = self.server.control("POST", "keys", {
+            "name": "adopt-me", "workspace_uuid": WORKSPACE, "user_id": USER,
+            "created_at": "2026-01-02T03:04:05Z", "last_used": "2026-02-03T04:05:06.5+01:00",
+            "expiration_date": "2027-01-01"})
+        status, key = seeded
+        self.assertEqual(status, 200, key)
+        self.assertTrue(set(API_KEY_OUT) <= set(key))
+        self.assertRegex(key["key"], SECRET)
+        self.assertEqual(key["created_at"], "2026-01-02T03:04:05.000000Z")
+        listed = self.list_keys()[0]
+        self.assertEqual((listed["key_id"], listed["last_used"], listed["expiration_date"]),
+                         (key["key_id"], "2026-02-03", "2027-01-01"))
+        self.assertEqual(self.server.call("GET", "/v1/models", token=key["key"])[0], 200)
+        status, view = self.server.control("PATCH", f"keys/{key['key_id']}",
+                                           {"last_used": None, "expiration_date": None})
+        self.assertEqual(status, 200, view)
+        self.assertEqual((view["last_used"], view["expiration_date"]), (None, None))
+        self.assertEqual(set(view), {"key_id", "name", "hidden_key", "workspace_uuid", "user_id",
+                                     "created_by", "created_at", "expiration_date", "deleted_at",
+                                     "last_used"})
+        status, view = self.server.control("PATCH", f"keys/{key['key_id']}",
+                                           {"last_used": "2026-03-01"})
+        self.assertEqual(view["last_used"], "2026-03-01T00:00:00.000000Z")
+        self.assertEqual(self.server.control("PATCH", f"keys/{uuid.uuid4()}", {})[0], 404)
+        self.assertEqual(self.server.control("PATCH", f"keys/{key['key_id']}",
+                                             {"secret": "x"})[0], 400)
+        self.assertEqual(self.server.control("PATCH", f"keys/{key['key_id']}",
+                                             {"expiration_date": "tomorrow"})[0], 400)
+        self.assertEqual(self.server.control("POST", "keys", {"workspace_uuid": "x"})[0], 400)
+        status, seeded_default = self.server.control("POST", "keys", {})
+        self.assertEqual(status, 200)
+        self.assertEqual(self.control_keys()[1]["workspace_uuid"], WORKSPACE)
+        self.assertNotIn(seeded_default["key"], json.dumps(self.control_keys()))
+
+    def test_control_keys_include_deleted(self):
+        a, b = self.create(name="a"), self.create(name="b")
+        self.server.call("DELETE", f"/v1/admin/api-keys/{a['key_id']}")
+        views = self.control_keys()
+        self.assertEqual([v["key_id"] for v in views], [a["key_id"], b["key_id"]])
+        self.assertIsNotNone(views[0]["deleted_at"])
+        self.assertEqual(views[0]["user_id"], USER)
+        self.assertEqual(views[0]["workspace_uuid"], WORKSPACE)
+
+    def test_timestamp_format_options(self):
+        self.server.control("POST", "keys", {"name": "t", "created_at": "2026-11-27T10:30:00.123456Z",
+                                             "last_used": "2026-11-27T11:00:00Z"})
+        expected = {
+            "micro": "2026-11-27T10:30:00.123456Z", "milli": "2026-11-27T10:30:00.123Z",
+            "seconds": "2026-11-27T10:30:00Z", "nanos": "2026-11-27T10:30:00.123456000Z",
+            "offset": "2026-11-27T10:30:00.123456+00:00", "naive": "2026-11-27T10:30:00.123456",
+        }
+        for fmt, value in expected.items():
+            with self.subTest(fmt=fmt):
+                self.assertEqual(self.server.control("POST", "options",
+                                                     {"created_at_format": fmt})[0], 200)
+                self.assertEqual(self.list_keys()[0]["created_at"], value)
+        self.server.control("POST", "options", {"created_at_format": "micro",
+                                                "last_used_format": "datetime"})
+        self.assertEqual(self.list_keys()[0]["last_used"], "2026-11-27T11:00:00.000000Z")
+        self.assertEqual(self.server.control("POST", "options", {"created_at_format": "x"})[0], 400)
+        self.server.control("POST", "reset")
+        self.assertEqual(self.server.control("GET", "options")[1],
+                         {"created_at_format": "micro", "last_used_format": "date"})
+
+    def test_secret_in_request_line_is_redacted(self):
+        key = self.create()
+        self.server.call("GET", f"/v1/admin/api-keys?name={key['key']}")
+        self.server.call("GET", f"/v1/admin/api-keys/{key['key']}")
+        self.server.call("GET", f"/v1/{self.server.admin_key}")
+        log = json.dumps(self.log())
+        self.assertNotIn(key["key"], log)
+        self.assertNotIn(self.server.admin_key, log)
+        self.assertEqual(log.count("[REDACTED]"), 3)
+
+
+class ProcessTests(unittest.TestCase):
+
+    def test_listening_line_port_file_and_clean_stop(self):
+        server = ServerProcess()
+        try:
+            self.assertEqual(server.stdout(), f"mistral-server listening on http://127.0.0.1:"
+                                              f"{server.port}\n")
+            self.assertEqual(Path(server.port_file).read_text(), str(server.port))
+            self.assertEqual(os.listdir(server.dir).count("port"), 1)
+            self.assertFalse([n for n in os.listdir(server.dir) if n.endswith(".tmp")])
+            self.assertEqual(server.control("GET", "health"), (200, {"ok": True}))
+            start = time.monotonic()
+            self.assertEqual(server.stop(signal.SIGTERM), 0)
+            self.assertLess(time.monotonic() - start, 2)
+        finally:
+            server.cleanup()
+
+    def test_sigint_exits_zero_with_an_open_connection(self):
+        server = ServerProcess()
+        try:
+            conn = server.connect()
+            conn.request("GET", "/_control/health")
+            conn.getresponse().read()
+            start = time.monotonic()
+            self.assertEqual(server.stop(signal.SIGINT), 0)
+            self.assertLess(time.monotonic() - start, 2)
+            conn.close()
+        finally:
+            server.cleanup()
+
+    def test_admin_key_from_environment(self):
+        server = ServerProcess(via_env=True)
+        try:
+            self.assertNotIn(server.admin_key, " ".join(server.args))
+            self.assertEqual(server.call("GET", "/v1/admin/api-keys")[0], 200)
+            self.assertEqual(server.call("GET", "/v1/admin/api-keys", token="nope")[0], 401)
+        finally:
+            server.cleanup()
+
+    def run_server(self, *args, env_key=None):
+        env = {k: v for k, v in os.environ.items() if k != "MISTRAL_SERVER_ADMIN_KEY"}
+        if env_key is not None:
+            env["MISTRAL_SERVER_ADMIN_KEY"] = env_key
+        return subprocess.run([str(SERVER), *args], env=env, capture_output=True, text=True,
+                              timeout=10)
+
+    def test_refuses_without_admin_key(self):
+        result = self.run_server("--port", "0")
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("admin key", result.stderr)
+        self.assertEqual(result.stdout, "")
+        result = self.run_server("--port", "0", "--admin-key-file", "/nonexistent/key")
+        self.assertNotEqual(result.returncode, 0)
+        result = self.run_server("--port", "0", "--admin-key", "secret")
+        self.assertNotEqual(result.returncode, 0, "no way to pass the key in argv")
+
+    def test_refuses_non_loopback_hosts(self):
+        for host in ("0.0.0.0", "192.0.2.1", "::", "example.invalid"):
+            with self.subTest(host=host):
+                result = self.run_server("--host", host, "--port", "0", env_key="k")
+                self.assertEqual(result.returncode, 64)
+                self.assertIn("non-loopback", result.stderr)
+                self.assertEqual(result.stdout, "")
+
+    def test_no_secret_reaches_log_stdout_or_stderr(self):
+        server = ServerProcess()
+        secrets_seen = [server.admin_key]
+        try:
+            def call(*a, **kw):
+                try:
+                    return server.call(*a, **kw)
+                except CONNECTION_LOST + (http.client.IncompleteRead, json.JSONDecodeError):
+                    return None
+
+            body = {"name": "leak-check", "workspace_uuid": WORKSPACE, "user_id": USER}
+            for _ in range(2):
+                out = call("POST", "/v1/admin/api-keys", body)[1]
+                secrets_seen.append(out["key"])
+                call("GET", "/v1/models", token=out["key"])
+            secrets_seen.append(server.control("POST", "keys", {"name": "seeded"})[1]["key"])
+            for fault in ({"drop_after_create": True}, {"truncated": True}, {"malformed": True},
+                          {"drop": True}, {"status": 429, "retry_after": 1}):
+                server.control("POST", "faults", {"method": "POST", "path": "/v1/admin/api-keys",
+                                                  "fault": fault})
+                call("POST", "/v1/admin/api-keys", body)
+            call("GET", "/v1/models", token=server.admin_key)
+            call("GET", f"/v1/admin/api-keys?name={secrets_seen[1]}")
+            call("DELETE", f"/v1/admin/api-keys/{secrets_seen[1]}")
+            call("GET", "/v1/admin/api-keys", token=secrets_seen[1])
+            server.raw("GET", "/v1/admin/api-keys", headers={"Authorization": "Bearer " + "x" * 5000})
+            with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+                s.sendall(b"GARBAGE\r\n\r\n")
+                s.recv(4096)
+            created = [v["key_id"] for v in server.control("GET", "keys")[1]]
+            self.assertGreaterEqual(len(created), 5)
+            for view in server.control("GET", "keys")[1]:
+                self.assertEqual(server.control("PATCH", f"keys/{view['key_id']}", {})[0], 200)
+            documents = {
+                "log": json.dumps(server.control("GET", "log")[1]),
+                "keys": json.dumps(server.control("GET", "keys")[1]),
+                "faults": json.dumps(server.control("GET", "faults")[1]),
+            }
+            self.assertEqual(server.stop(), 0)
+            documents["log file"] = Path(server.log_path).read_text()
+            documents["stdout"] = server.stdout()
+            documents["stderr"] = server.stderr()
+            self.assertTrue(documents["log file"])
+            for where, text in documents.items():
+                for secret in secrets_seen:
+                    self.assertNotIn(secret, text, f"a secret in the {where}")
+            self.assertEqual(documents["stderr"], "")
+        finally:
+            server.cleanup()
+
+
+if __name__ == "__main__":
+    unittest.main()
