@@ -4,6 +4,7 @@ and checks after every step that the consumer's keys are accepted by the server.
 
 Usage: python3 scripts/demo.py PATH-TO-KEYROTD  (scripts/demo builds it and calls this)
 """
+import datetime as dt
 import json
 import os
 import re
@@ -159,11 +160,16 @@ hooks = ["{DEMO}/hooks/write-consumer-env"]
         elif event == "key-retired":
             say(f"{key}: overlap over; deleted old key {short(new)} -> {self.check_consumer()}")
         elif event == "rotation-completed":
+            due = re.search(r"next rotation (\S+)", line)
+            when = ""
+            if due:
+                stamp = dt.datetime.fromisoformat(due.group(1).replace("Z", "+00:00"))
+                when = f"; next at {stamp.astimezone().strftime('%H:%M:%S')}"
             if int(gen) > 1:
                 self.completed[key] += 1
-                say(f"{key}: rotation {self.completed[key]} of {ROTATIONS} complete; next in {ROTATE_EVERY}s")
+                say(f"{key}: rotation {self.completed[key]} of {ROTATIONS} complete{when}")
             else:
-                say(f"{key}: first key in place; first rotation in {ROTATE_EVERY}s")
+                say(f"{key}: first key in place{when}")
         elif event in ("step-failed", "blocked"):
             say(f"{key}: {fields.get('error', 'a step failed')}; keyrotd retries (the old key stays valid)")
         elif line.startswith(("error", "critical")):
@@ -200,7 +206,7 @@ hooks = ["{DEMO}/hooks/write-consumer-env"]
         created = sum(1 for line in open(os.path.join(DEMO, "requests.jsonl"))
                       if json.loads(line).get("method") == "POST" and json.loads(line).get("status") == 200)
         say(f"done: {created} keys created, {len(KEYS)} live, consumer keys: {self.check_consumer()}. "
-            f"See `keyrotd status --config demo/keyrotd.toml`.")
+            f"Try: {os.path.relpath(self.keyrotd, ROOT)} status --config demo/keyrotd.toml")
 
     def stop(self):
         for process in (self.daemon, self.server):

@@ -59,6 +59,7 @@ func daemonConfig(
     var text = """
         [daemon]
         state_file = "\(scratch.file("state/state.json"))"
+        catch_up_spacing = "200ms"
         [defaults]
         rotate_every = "\(rotateEvery)"
         overlap = "\(overlap)"
