@@ -27,6 +27,12 @@ let package = Package(
             name: "CCurl",
             linkerSettings: [.linkedLibrary("curl")]
         ),
+        // libsystemd: sd_notify, sd_watchdog_enabled, sd_journal_sendv.
+        .systemLibrary(
+            name: "CSystemd",
+            pkgConfig: "libsystemd",
+            providers: [.apt(["libsystemd-dev"])]
+        ),
         // One folder per seam: the state file, file-system checks of the config,
         // HTTP over libcurl and the Mistral provider, the hook runner, logging.
         .target(
@@ -34,6 +40,7 @@ let package = Package(
             dependencies: [
                 "KeyRotation",
                 "CCurl",
+                "CSystemd",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
