@@ -61,6 +61,7 @@ let package = Package(
                 "KeyRotation",
                 "KeyRotationAdapters",
                 "KeyRotationDaemon",
+                "CSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -55,6 +56,13 @@ class Demo:
         self.port = None
         self.completed = {key: 0 for key in KEYS}
         self.current = {}
+        self.expired = False
+
+    def timed_out(self):
+        """Stops a demo that hangs; the narration loop then reports it."""
+        if self.daemon and self.daemon.poll() is None:
+            self.expired = True
+            self.daemon.terminate()
 
     def prepare(self):
         shutil.rmtree(DEMO, ignore_errors=True)
@@ -72,7 +80,7 @@ class Demo:
         self.server = subprocess.Popen(
             [os.path.join(ROOT, "scripts", "mistral-server"), "--port", "0", "--port-file", port_file,
              "--log-file", os.path.join(DEMO, "requests.jsonl"), "--admin-key-file", os.path.join(DEMO, "admin-key")],
-            stdout=subprocess.DEVNULL, stderr=open(os.path.join(DEMO, "server.log"), "w"))
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(DEMO, "server.log"), "w"), start_new_session=True)
         for _ in range(100):
             if os.path.exists(port_file):
                 self.port = int(open(port_file).read().strip())
@@ -183,18 +191,24 @@ hooks = ["{DEMO}/hooks/write-consumer-env"]
         say(f"keyrotd manages {', '.join(KEYS)}: a new key every {ROTATE_EVERY}s, old ones kept {OVERLAP}s, "
             f"consumer file demo/consumer.env")
         log = open(os.path.join(DEMO, "keyrotd.log"), "w")
+        # Own sessions: Ctrl-C reaches the demo, which then stops both children itself.
         self.daemon = subprocess.Popen([self.keyrotd, "run", "--config", os.path.join(DEMO, "keyrotd.toml")],
-                                       stdout=log, stderr=subprocess.PIPE, text=True, env={"PATH": os.environ["PATH"]})
-        deadline = time.time() + TIMEOUT
+                                       stdout=log, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                                       env={"PATH": os.environ["PATH"], "SWIFT_BACKTRACE": "enable=no"})
+        watchdog = threading.Timer(TIMEOUT, self.timed_out)
+        watchdog.daemon = True
+        watchdog.start()
         for line in self.daemon.stderr:
             log.write(line)
             log.flush()
             self.narrate(line.rstrip("\n"))
             if all(count >= ROTATIONS for count in self.completed.values()):
                 break
-            if time.time() > deadline:
+            if self.expired:
                 raise SystemExit("demo: keyrotd did not finish the rotations in time; see demo/keyrotd.log")
         else:
+            if self.expired:
+                raise SystemExit("demo: keyrotd did not finish the rotations in time; see demo/keyrotd.log")
             raise SystemExit(f"demo: keyrotd exited with status {self.daemon.wait()}; see demo/keyrotd.log")
         say(f"every key rotated {ROTATIONS} times; stopping keyrotd (SIGTERM)")
         self.daemon.send_signal(signal.SIGTERM)

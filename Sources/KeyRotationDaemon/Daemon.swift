@@ -18,11 +18,16 @@ public struct DaemonOptions: Sendable {
     public var environment: [String: String]
     /// On SIGTERM, steps in flight get this long to finish before they are cancelled.
     public var shutdownGrace: Duration
+    public var notifier: SystemdNotifier
 
-    public init(configPath: String, environment: [String: String], shutdownGrace: Duration = .seconds(5)) {
+    public init(
+        configPath: String, environment: [String: String], shutdownGrace: Duration = .seconds(5),
+        notifier: SystemdNotifier = SystemdNotifier()
+    ) {
         self.configPath = configPath
         self.environment = environment
         self.shutdownGrace = shutdownGrace
+        self.notifier = notifier
     }
 }
 
@@ -53,8 +58,16 @@ public final class Daemon {
     private let stateFile: StateFile
     private let lock: StateFileLock
     private var dirty = false
-    private var running = 0
+    /// Keys with a side effect in flight. A machine is never replaced or dropped
+    /// while its key is here: the outcome must reach the machine that asked for it.
+    private var running: Set<String> = []
+    /// Keys removed by a reload while a step was in flight: dropped once it ends.
+    private var removing: Set<String> = []
     private var draining = false
+    private var configRejected = false
+    private var lastStatus = ""
+    private let watchdogEvery: Duration?
+    private var lastPing = ContinuousClock.now
     private let timeZone = TimeZone.current
 
     private init(
@@ -68,6 +81,7 @@ public final class Daemon {
         self.stateFile = stateFile
         self.lock = lock
         hooks = HookRunner(logger: logger)
+        watchdogEvery = options.notifier.watchdogPingInterval
     }
 
     /// Loads configuration, admin keys and state, takes the state lock, and
@@ -78,6 +92,9 @@ public final class Daemon {
         let stateFile = StateFile(path: configuration.daemon.resolvedStateFile(environment: options.environment))
         let lock = try lockState(stateFile, logger: logger)
         let document = try loadState(stateFile)
+        if let problem = providerChanges(configuration, document: document).first {
+            throw DaemonFailure.configuration(problem)
+        }
         let daemon = Daemon(
             options: options, logger: logger, configuration: configuration, providers: providers,
             stateFile: stateFile, lock: lock)
@@ -114,6 +131,15 @@ public final class Daemon {
         }
     }
 
+    /// A key keeps the provider its keys were created with: its current key lives
+    /// there, and a delete sent elsewhere would answer 404 ("already gone").
+    private static func providerChanges(_ configuration: Configuration, document: StateDocument) -> [String] {
+        configuration.keys.compactMap { key in
+            guard let was = document.keys[key.name]?.provider, was != key.provider else { return nil }
+            return "key \(key.name) was rotated with provider \(was) but is now configured with \(key.provider); a key cannot move between providers (add it under a new name instead)"
+        }
+    }
+
     private static func failure(_ error: StateFileError) -> DaemonFailure {
         let code: Int32 = switch error.code {
         case .locked: 75
@@ -136,7 +162,9 @@ public final class Daemon {
             timer.cancel()
         }
         let names = machines.keys.sorted().joined(separator: ", ")
-        logger.notice("keyrotd running: \(machines.count) key(s) (\(names)), state \(stateFile.path)")
+        logger.notice(
+            "keyrotd running: \(machines.count) key(s) (\(names)), state \(stateFile.path)",
+            metadata: ["event": "daemon-started"])
 
         let spacing = configuration.daemon.catchUpSpacing
         var fleet = Array(machines.values)
@@ -146,16 +174,24 @@ public final class Daemon {
 
         await withTaskGroup(of: Void.self) { group in
             tickDue(group: &group, continuation: continuation)
-            timer.schedule(at: nextDeadline())
+            notifier.ready(status: summary())
+            lastStatus = summary()
+            pingWatchdog()
+            timer.schedule(at: nextWake())
             for await event in events {
                 switch event {
                 case .wake:
+                    Failpoint.hangIfArmed(logger: logger)
                     if !draining { tickDue(group: &group, continuation: continuation) }
                 case .outcome(let key, let outcome):
-                    running -= 1
+                    running.remove(key)
                     feed(key, outcome, group: &group, continuation: continuation)
+                    if removing.contains(key) { finishRemoval(key) }
                 case .signal(SIGHUP):
+                    notifier.reloading(status: "reloading configuration")
                     reload()
+                    lastStatus = summary()
+                    notifier.ready(status: lastStatus)
                     if !draining { tickDue(group: &group, continuation: continuation) }
                 case .signal(let number):
                     if !draining { beginShutdown(signal: number, queue: queue, continuation: continuation) }
@@ -163,14 +199,65 @@ public final class Daemon {
                     logger.warning("steps still running after the shutdown grace: cancelling them (they resume after restart)")
                     group.cancelAll()
                 }
-                if draining && running == 0 { break }
-                timer.schedule(at: draining ? nil : nextDeadline())
+                pingWatchdog()
+                if draining && running.isEmpty { break }
+                if !draining { updateStatus() }
+                timer.schedule(at: nextWake())
             }
             group.cancelAll()
         }
         persist()
         logger.notice("keyrotd stopped")
         return dirty ? 75 : 0
+    }
+
+    /// The watchdog is pinged from the loop itself, so a hung loop stops pinging
+    /// and systemd restarts it. Called after every event; the timer guarantees
+    /// an event at least every ping interval.
+    private func pingWatchdog() {
+        guard let every = watchdogEvery, ContinuousClock.now - lastPing >= every * 0.9 else { return }
+        options.notifier.watchdogPing()
+        lastPing = .now
+    }
+
+    private var notifier: SystemdNotifier { options.notifier }
+
+    /// The next instant the loop must run: a machine's deadline or a watchdog ping.
+    private func nextWake() -> Date? {
+        if draining { return nil }
+        var wake = nextDeadline()
+        if let every = watchdogEvery {
+            let ping = Date().addingTimeInterval(Self.seconds(every - (ContinuousClock.now - lastPing)))
+            wake = min(wake ?? ping, ping)
+        }
+        return wake
+    }
+
+    private static func seconds(_ duration: Duration) -> TimeInterval {
+        let (seconds, attoseconds) = duration.components
+        return max(0, TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18)
+    }
+
+    /// One line for `systemctl status`: "3 keys, next rotation dev-team in 41d, 0 failing".
+    func summary() -> String {
+        let now = Date()
+        let failing = machines.values.filter { $0.record.lastError != nil }.count
+        let rotating = machines.values.filter { $0.record.phase != .idle && $0.record.phase != .blocked }.count
+        var parts = ["\(machines.count) key\(machines.count == 1 ? "" : "s")"]
+        let next = machines.values.filter { $0.record.phase == .idle }
+            .compactMap { machine in machine.record.nextDue.map { (machine.name, $0) } }
+            .min { $0.1 < $1.1 }
+        if let (name, due) = next { parts.append("next rotation \(name) \(Human.when(due, now: now))") }
+        if rotating > 0 { parts.append("\(rotating) rotating") }
+        parts.append("\(failing) failing")
+        return (configRejected ? "config rejected (see journal); " : "") + parts.joined(separator: ", ")
+    }
+
+    private func updateStatus() {
+        let status = summary()
+        guard status != lastStatus else { return }
+        lastStatus = status
+        notifier.status(status)
     }
 
     private enum LoopEvent: Sendable {
@@ -182,7 +269,10 @@ public final class Daemon {
 
     private func beginShutdown(signal: Int32, queue: DispatchQueue, continuation: AsyncStream<LoopEvent>.Continuation) {
         draining = true
-        logger.notice("stopping on signal \(signal): \(running) step(s) in flight get \(options.shutdownGrace) to finish")
+        notifier.stopping(status: "stopping: \(running.count) step(s) in flight")
+        logger.notice(
+            "stopping on signal \(signal): \(running.count) step(s) in flight get \(options.shutdownGrace) to finish",
+            metadata: ["event": "daemon-stopping"])
         let grace = options.shutdownGrace.components
         let seconds = Double(grace.seconds) + Double(grace.attoseconds) / 1e18
         queue.asyncAfter(deadline: .now() + seconds) { continuation.yield(.graceExpired) }
@@ -194,7 +284,7 @@ public final class Daemon {
 
     private func tickDue(group: inout TaskGroup<Void>, continuation: AsyncStream<LoopEvent>.Continuation) {
         let now = Date()
-        for name in machines.keys.sorted() {
+        for name in machines.keys.sorted() where !removing.contains(name) {
             guard let deadline = machines[name]?.nextDeadline, deadline <= now else { continue }
             feed(name, .tick, group: &group, continuation: continuation)
         }
@@ -215,10 +305,10 @@ public final class Daemon {
             case .refuse(let reason):
                 logger.notice("\(reason)", metadata: ["key": "\(name)"])
             case .createKey, .listKeys, .verifyKey, .runHook, .deleteKey:
-                if draining { return }
+                if draining || removing.contains(name) { return }
                 if dirty { persist() }
                 if dirty {
-                    let failure = StepFailure(kind: .transient, code: "state_write_failed", message: "the state file could not be written; the step waits until it can")
+                    let failure = StepFailure(kind: .deferred, code: "state_write_failed", message: "the state file could not be written; the step waits until it can")
                     feed(name, .failed(failure), group: &group, continuation: continuation)
                     return
                 }
@@ -231,8 +321,12 @@ public final class Daemon {
     private func start(
         _ action: Action, for name: String, group: inout TaskGroup<Void>, continuation: AsyncStream<LoopEvent>.Continuation
     ) {
-        guard let key = configuration.key(named: name), let provider = providers[key.provider] else { return }
-        running += 1
+        guard let key = configuration.key(named: name), let provider = providers[key.provider] else {
+            let failure = StepFailure(kind: .deferred, code: "not_configured", message: "no configuration for key \(name)")
+            feed(name, .failed(failure), group: &group, continuation: continuation)
+            return
+        }
+        running.insert(name)
         let hooks = self.hooks
         let providerName = key.provider
         let now = Date()
@@ -246,7 +340,8 @@ public final class Daemon {
 
     private func adopt(_ document: StateDocument) {
         for key in configuration.keys {
-            let record = document.keys[key.name] ?? KeyRecord(name: key.name, seed: UInt64.random(in: 0...UInt64.max))
+            var record = document.keys[key.name] ?? KeyRecord(name: key.name, seed: UInt64.random(in: 0...UInt64.max))
+            if record.provider == nil { record.provider = key.provider }
             var machine = RotationMachine(
                 record: record, policy: key.policy, hooks: key.hooks, adopt: key.adopt, timeZone: timeZone)
             // The configuration may have changed while keyrotd was stopped.
@@ -308,39 +403,76 @@ public final class Daemon {
     }
 
     /// SIGHUP: a valid configuration is applied (new keys start, changed policies
-    /// apply from the next due time, removed keys stop being managed); an invalid
-    /// one is logged in full and the running configuration stays.
+    /// apply from the next due time, removed keys stop being managed — once a step
+    /// in flight has ended — and are never deleted at the provider); an invalid one
+    /// is logged in full and the running configuration stays.
     private func reload() {
         let loaded = ConfigLoader.load(path: options.configPath, environment: options.environment)
         guard let next = loaded.configuration else {
             for problem in loaded.errors { logger.error("\(problem.formatted(file: loaded.path))") }
-            logger.error("configuration rejected on reload: \(loaded.errors.count) problem(s); still running the previous one")
+            reject("\(loaded.errors.count) problem(s)")
+            return
+        }
+        var document = StateDocument(keys: unmanaged)
+        for (name, machine) in machines { document.keys[name] = machine.record }
+        if let problem = Self.providerChanges(next, document: document).first {
+            logger.error("\(problem)")
+            reject(problem)
             return
         }
         let providers: [String: any KeyProvider]
         do {
             providers = try Self.makeProviders(next, options: options, logger: logger)
         } catch {
-            logger.error("configuration rejected on reload: \(error.description); still running the previous one")
+            reject(error.description)
             return
         }
         self.providers = providers
         configuration = next
+        configRejected = false
         for key in next.keys {
+            removing.remove(key.name)
             if var machine = machines[key.name] {
                 machine.apply(policy: key.policy, hooks: key.hooks, adopt: key.adopt)
                 machines[key.name] = machine
             } else {
-                let record = unmanaged.removeValue(forKey: key.name) ?? KeyRecord(name: key.name, seed: UInt64.random(in: 0...UInt64.max))
-                machines[key.name] = RotationMachine(record: record, policy: key.policy, hooks: key.hooks, adopt: key.adopt, timeZone: timeZone)
+                var record = unmanaged.removeValue(forKey: key.name) ?? KeyRecord(name: key.name, seed: UInt64.random(in: 0...UInt64.max))
+                if record.provider == nil { record.provider = key.provider }
+                var machine = RotationMachine(record: record, policy: key.policy, hooks: key.hooks, adopt: key.adopt, timeZone: timeZone)
+                machine.apply(policy: key.policy, hooks: key.hooks, adopt: key.adopt)
+                machines[key.name] = machine
             }
         }
-        for name in machines.keys where next.key(named: name) == nil {
-            if let machine = machines.removeValue(forKey: name) { unmanaged[name] = machine.record }
-            logger.notice("key \(name) removed from the configuration: no longer managed (its provider key is left alone)", metadata: ["key": "\(name)"])
+        for name in machines.keys.sorted() where next.key(named: name) == nil {
+            if running.contains(name) {
+                removing.insert(name)
+            } else {
+                finishRemoval(name)
+            }
         }
         persist()
-        logger.notice("configuration reloaded: \(machines.count) key(s)")
+        logger.notice("configuration reloaded: \(machines.count - removing.count) key(s)", metadata: ["event": "config-reloaded"])
+    }
+
+    private func reject(_ reason: String) {
+        configRejected = true
+        logger.error(
+            "configuration rejected on reload: \(reason); still running the previous one",
+            metadata: ["event": "config-rejected"])
+    }
+
+    /// A removed key's record stays in the state file, unmanaged, without a secret
+    /// (the key it belongs to is left alone at the provider).
+    private func finishRemoval(_ name: String) {
+        removing.remove(name)
+        guard let machine = machines.removeValue(forKey: name) else { return }
+        var record = machine.record
+        record.pending?.secret = nil
+        unmanaged[name] = record
+        logger.notice(
+            "key \(name) removed from the configuration: no longer managed (its provider keys are left alone)",
+            metadata: ["key": "\(name)"])
+        persist()
     }
 
     // MARK: - Audit trail

@@ -39,26 +39,3 @@ struct TextTable {
         }.joined(separator: "\n") + "\n"
     }
 }
-
-enum Human {
-    /// "41d 3h", "5h 12min", "40s": the largest unit and the next one down when it is not zero.
-    static func span(seconds: Int64) -> String {
-        let units: [(String, Int64)] = [("d", 86400), ("h", 3600), ("min", 60), ("s", 1)]
-        let rest = max(0, seconds)
-        guard let first = units.firstIndex(where: { rest >= $0.1 }) else { return "0s" }
-        let (name, size) = units[first]
-        var text = "\(rest / size)\(name)"
-        if first + 1 < units.count {
-            let (nextName, nextSize) = units[first + 1]
-            let next = (rest % size) / nextSize
-            if next > 0 { text += " \(next)\(nextName)" }
-        }
-        return text
-    }
-
-    static func when(_ date: Date, now: Date) -> String {
-        let seconds = Int64(date.timeIntervalSince(now).rounded())
-        if seconds >= 0 { return "in " + span(seconds: seconds) }
-        return "overdue " + span(seconds: -seconds)
-    }
-}

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CSystemd
 import Foundation
 import KeyRotationAdapters
 import KeyRotationDaemon
@@ -16,9 +17,12 @@ struct Run: AsyncParsableCommand {
     @OptionGroup var options: ConfigOptions
 
     func run() async throws {
-        LoggingSystem.bootstrap { StderrLogHandler(label: $0) }
+        // No core dumps, no ptrace by other processes of our user: memory holds secrets.
+        _ = keyrotd_set_not_dumpable()
+        let environment = ProcessInfo.processInfo.environment
+        LoggingSystem.bootstrap { LogDestination.makeHandler(label: $0, environment: environment) }
         let logger = Logger(label: "keyrotd")
-        let daemonOptions = DaemonOptions(configPath: options.config, environment: ProcessInfo.processInfo.environment)
+        let daemonOptions = DaemonOptions(configPath: options.config, environment: environment, notifier: SystemdNotifier())
         let daemon: Daemon
         do {
             daemon = try Daemon.start(options: daemonOptions, logger: logger)

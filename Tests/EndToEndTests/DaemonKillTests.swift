@@ -49,7 +49,8 @@ import Testing
             return keys.count == Self.keys.count && keys.allSatisfy { $0["phase"] as? String == "idle" && $0["retiring_key_id"] is NSNull }
         }
         daemon.signal(SIGTERM)
-        #expect(await daemon.wait(timeout: .seconds(15)) == 0)
+        let exit = await daemon.wait(timeout: .seconds(15))
+        #expect(exit == 0, "exit \(String(describing: exit)):\n\(daemon.log().suffix(2000))")
         #expect(settled, "keyrotd did not settle:\n\(daemon.log().suffix(3000))")
 
         let keys = try await server.keys()

@@ -13,7 +13,8 @@ final class DaemonProcess {
         self.logPath = logPath
         child = try ChildProcess(
             keyrotdBinary, ["run", "--config", config],
-            environment: ["PATH": "/usr/bin:/bin", "TZ": "UTC"].merging(environment) { $1 }, output: logPath)
+            environment: ["PATH": "/usr/bin:/bin", "TZ": "UTC", "SWIFT_BACKTRACE": "enable=no"].merging(environment) { $1 },
+            output: logPath)
     }
 
     deinit {

@@ -63,8 +63,9 @@ import Testing
             let secret = try String(contentsOfFile: scratch.file("consumer-\(name)"), encoding: .utf8).trimmingCharacters(in: .newlines)
             #expect(await server.accepts(Secret(secret)))
         }
-        // The hook's echo of the secret is redacted in keyrotd's log.
+        // The hook's echo of the secret is redacted in keyrotd's log; the admin key never appears.
         let text = daemon.log()
+        server.adminKey.withExposedText { #expect(!text.contains($0), "the admin key reached keyrotd's log") }
         #expect(text.contains("deployed "), "hook output is logged")
         for name in Self.keys {
             let secret = try String(contentsOfFile: scratch.file("consumer-\(name)"), encoding: .utf8).trimmingCharacters(in: .newlines)
@@ -103,16 +104,12 @@ import Testing
         defer { scratch.remove() }
         let server = try MistralServer(in: scratch)
         defer { server.stop() }
-        let hook = try scratch.write("hooks/slow", "#!/bin/sh\nsleep 60\n", mode: 0o755)
+        let hook = try scratch.write("hooks/slow", "#!/bin/sh\ntouch \(scratch.file("hook-started"))\nsleep 60\n", mode: 0o755)
         let config = try daemonConfig(in: scratch, server: server, keys: ["slow"], hook: hook, rotateEvery: "1h", overlap: "1s",
                                       extra: "")
         let daemon = try DaemonProcess(config: config, logPath: scratch.file("keyrotd.log"))
-        let started = try await waitFor(seconds: 20) {
-            guard daemon.log().contains("keyrotd running") else { return false }
-            return try await server.keys().count == 1
-        }
-        #expect(started)
-        try await Task.sleep(for: .milliseconds(500))
+        let started = try await waitFor(seconds: 20) { FileManager.default.fileExists(atPath: scratch.file("hook-started")) }
+        #expect(started, "the hook never started:\n\(daemon.log())")
         daemon.signal(SIGTERM)
         let status = await daemon.wait(timeout: .seconds(15))
         #expect(status == 0, "\(daemon.log())")

@@ -391,3 +391,45 @@ import Testing
         #expect(machine.nextDeadline != nil)
     }
 }
+
+@Suite struct SweepAndDeferTests {
+    /// A create that reached the provider after keyrotd gave up on it (a kill, a
+    /// timeout) is deleted at the end of the rotation; keys keyrotd did not name are left alone.
+    @Test func strayKeyrotdKeysAreSweptAtTheEndOfARotation() throws {
+        var sim = Simulation()
+        try sim.run { $0.record.generation == 2 && $0.record.phase == .overlapping }
+        let stray = sim.provider.create(name: "keyrotd/dev-team/g2/late00", now: sim.now).id
+        let other = sim.provider.create(name: "keyrotd/dev-team-other/g1/abcdef", now: sim.now).id
+        let manual = sim.provider.create(name: "hand-made", now: sim.now).id
+        try sim.run { $0.record.generation == 2 && $0.record.phase == .idle }
+        #expect(sim.provider.keys[stray]?.deletedAt != nil)
+        #expect(sim.provider.keys[other]?.deletedAt == nil)
+        #expect(sim.provider.keys[manual]?.deletedAt == nil)
+        #expect(sim.events.contains { $0.kind == .orphanDeleted && $0.keyID == stray })
+    }
+
+    @Test func theFirstKeyIsSweptToo() throws {
+        var sim = Simulation()
+        let early = sim.provider.create(name: "keyrotd/dev-team/g1/zzzzzz", now: t0).id
+        try sim.run { $0.record.generation == 1 && $0.record.phase == .idle }
+        #expect(sim.provider.keys[early]?.deletedAt != nil)
+        #expect(sim.provider.live.map(\.id) == [sim.record.current!.id])
+    }
+
+    @Test func aStateWriteFailureIsNotCountedAgainstTheStep() throws {
+        var sim = Simulation()
+        for _ in 0..<(RotationMachine.maxVerifyAttempts + 2) {
+            sim.inject.append((match: .verify, failure: StepFailure(kind: .deferred, code: "state_write_failed", message: "disk full")))
+        }
+        try sim.run { $0.record.generation == 1 && $0.record.phase == .idle }
+        #expect(!sim.events.contains { $0.kind == .blocked })
+    }
+
+    @Test func retireHooksSeeTheNewKeyAsKeyIDAndTheRetiredOneAsOld() throws {
+        var sim = Simulation()
+        try sim.run { $0.record.generation == 2 && $0.record.phase == .idle }
+        let retire = try #require(sim.consumer.hookRuns.last { $0.event == .retire })
+        #expect(retire.keyID == sim.record.current?.id)
+        #expect(retire.oldKeyID != retire.keyID)
+    }
+}

@@ -201,7 +201,7 @@ struct Simulation {
                     "create \(name) sent before its intent was persisted: \(persisted)")
         case .deleteKey(let id):
             let retiring = persisted.phase == .retiring && persisted.previous?.key.id == id
-            let orphan = persisted.pending?.orphans.contains(id) == true
+            let orphan = persisted.pending?.orphans.contains(id) == true || persisted.strays?.contains(id) == true
             #expect(retiring || orphan, "delete of \(id) sent before its intent was persisted: \(persisted)")
         case .runHook(let hook) where hook.event == .deploy:
             #expect(persisted.pending?.secret == hook.secret, "deploy before the secret was persisted")

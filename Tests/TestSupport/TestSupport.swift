@@ -120,6 +120,15 @@ public final class ChildProcess: @unchecked Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, output ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o600)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else the test process has open reaches the child: a long-lived child
+        // holding, say, the write end of a hook's output pipe would keep that hook's
+        // runner waiting for EOF.
+        // (glibc 2.34+; not exported to Swift, so looked up by name.)
+        typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+        guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "posix_spawn_file_actions_addclosefrom_np") else {
+            throw POSIXError(.ENOSYS)
+        }
+        _ = unsafeBitCast(symbol, to: CloseFrom.self)(&actions, 3)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -170,5 +179,55 @@ public final class ChildProcess: @unchecked Sendable {
         for _ in 0..<100 where poll() == nil { usleep(30_000) }
         signal(SIGKILL)
         while poll() == nil { usleep(10_000) }
+    }
+}
+
+/// A NOTIFY_SOCKET a test listens on, as systemd does: an AF_UNIX datagram socket.
+public final class NotifySocket: @unchecked Sendable {
+    public let path: String
+    private let fd: Int32
+
+    public init(path: String) throws {
+        self.path = path
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(.EIO) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in path.utf8.prefix(raw.count - 1).enumerated() { raw[index] = byte }
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+    }
+
+    deinit {
+        close(fd)
+        unlink(path)
+    }
+
+    /// The next datagram, or nil after `timeout`.
+    public func receive(timeout: Duration) -> String? {
+        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let (seconds, attoseconds) = timeout.components
+        let milliseconds = Int32(seconds * 1000 + attoseconds / 1_000_000_000_000_000)
+        guard poll(&poller, 1, milliseconds) == 1 else { return nil }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = recv(fd, &buffer, buffer.count, 0)
+        return count > 0 ? String(decoding: buffer[..<count], as: UTF8.self) : nil
+    }
+
+    /// Datagrams until one satisfies `match` (returned last), or nil after `timeout`.
+    public func receive(until match: (String) -> Bool, timeout: Duration) -> [String]? {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        var seen: [String] = []
+        while clock.now < deadline {
+            guard let message = receive(timeout: deadline - clock.now) else { break }
+            seen.append(message)
+            if match(message) { return seen }
+        }
+        return nil
     }
 }

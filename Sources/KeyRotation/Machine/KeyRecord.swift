@@ -95,6 +95,9 @@ public struct StepFailure: Codable, Sendable, Equatable, CustomStringConvertible
         case rateLimited
         /// 401, 403, 422, a missing adopt key: an operator must act; retried slowly.
         case needsOperator
+        /// keyrotd itself could not go on (the state file could not be written): retried
+        /// after `retry_initial`, not counted against the step.
+        case deferred
     }
 
     public var kind: Kind
@@ -143,6 +146,13 @@ public struct KeyRecord: Codable, Sendable, Equatable {
     public var revokeQueued: Bool
     /// Start-up catch-up: the rotation does not start before this, even if due.
     public var notBefore: Date?
+    /// The end-of-rotation sweep: keyrotd-named keys of this key that are neither
+    /// current nor previous (a create that reached the provider after keyrotd gave
+    /// up on it), to delete. nil until the sweep has listed them.
+    public var strays: [String]?
+    /// The `[providers.*]` section the keys were created with; a key never moves
+    /// between providers while the state knows it.
+    public var provider: String?
     public var rotationStartedAt: Date?
     public var random: SplitMix64
 

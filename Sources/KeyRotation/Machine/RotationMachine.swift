@@ -94,7 +94,11 @@ public struct RotationMachine: Sendable {
         case .listed(let keys):
             guard case .listKeys? = inFlight else { return [] }
             inFlight = nil
-            return record.phase == .adopting ? adopted(keys, now: now) : reconciled(keys, now: now)
+            switch record.phase {
+            case .adopting: return adopted(keys, now: now)
+            case .retiring: return swept(keys, now: now)
+            default: return reconciled(keys, now: now)
+            }
         case .verified:
             guard case .verifyKey? = inFlight, let pending = record.pending, let id = pending.id else { return [] }
             inFlight = nil
@@ -128,7 +132,11 @@ public struct RotationMachine: Sendable {
                 return [.persist, emit(.orphanDeleted, keyID: id, "deleted unrecorded key \(id) left by an interrupted create")]
                     + createNext(now: now)
             case .retiring:
-                guard let previous = record.previous else { return [] }
+                guard let previous = record.previous, previous.key.id == id else {
+                    record.strays?.removeAll { $0 == id }
+                    clearFailure()
+                    return [.persist, emit(.orphanDeleted, keyID: id, "deleted stray key \(id)")] + retireNext(now: now)
+                }
                 record.previous?.deleted = true
                 clearFailure()
                 return [
@@ -292,7 +300,8 @@ public struct RotationMachine: Sendable {
                  "new key deployed to \(hooks.count) hook(s)"),
         ]
         guard let old else {
-            return [.persist] + actions + finishRotation(now: now)
+            record.phase = .retiring
+            return [.persist] + actions + retireNext(now: now)
         }
         let overlap = record.revoking ? TimeSpan.zero : policy.overlap
         let retireAt = now + overlap
@@ -305,22 +314,45 @@ public struct RotationMachine: Sendable {
         return [.persist] + actions + tick(now: now)
     }
 
+    /// Retiring: delete the old key, run retire hooks, then sweep keyrotd-named
+    /// strays (a create that reached the provider after keyrotd gave up on it, so
+    /// nothing it made outlives a rotation), then finish.
     private mutating func retireNext(now: Date) -> [Action] {
-        guard let previous = record.previous else { return finishRotation(now: now) }
-        if !previous.deleted {
-            return [expect(.deleteKey(id: previous.key.id))]
+        if let previous = record.previous {
+            if !previous.deleted {
+                return [expect(.deleteKey(id: previous.key.id))]
+            }
+            if let hook = hooks.first(where: { !previous.hooksDone.contains($0) }) {
+                return [expect(.runHook(HookInvocation(
+                    path: hook, event: .retire, key: record.name, keyID: record.current?.id ?? previous.key.id,
+                    oldKeyID: previous.key.id, generation: previous.key.generation, secret: nil)))]
+            }
         }
-        if let hook = hooks.first(where: { !previous.hooksDone.contains($0) }) {
-            return [expect(.runHook(HookInvocation(
-                path: hook, event: .retire, key: record.name, keyID: previous.key.id,
-                oldKeyID: previous.key.id, generation: previous.key.generation, secret: nil)))]
+        guard let strays = record.strays else {
+            return [expect(.listKeys(nameContains: Self.namePrefix(record.name)))]
+        }
+        if let stray = strays.first {
+            return [.persist, expect(.deleteKey(id: stray))]
         }
         return finishRotation(now: now)
+    }
+
+    static func namePrefix(_ key: String) -> String { "keyrotd/\(key)/" }
+
+    private mutating func swept(_ keys: [ListedKey], now: Date) -> [Action] {
+        let keep = [record.current?.id, record.previous?.key.id].compactMap { $0 }
+        let strays = keys.filter { $0.name.hasPrefix(Self.namePrefix(record.name)) && !keep.contains($0.id) }.map(\.id)
+        record.strays = strays
+        clearFailure()
+        guard !strays.isEmpty else { return retireNext(now: now) }
+        return [emit(.orphanFound, "found \(strays.count) stray key(s) named keyrotd/\(record.name)/… that nothing tracks: deleting")]
+            + retireNext(now: now)
     }
 
     private mutating func finishRotation(now: Date) -> [Action] {
         let retired = record.previous?.key.id
         record.previous = nil
+        record.strays = nil
         record.phase = .idle
         record.revoking = false
         record.rotationStartedAt = nil
@@ -354,9 +386,13 @@ public struct RotationMachine: Sendable {
     // MARK: - Failures
 
     private mutating func failed(_ failure: StepFailure, now: Date) -> [Action] {
-        record.attempts += 1
-        record.lastError = failure
         let step = record.phase
+        record.lastError = failure
+        if failure.kind == .deferred {
+            record.retryAt = now + policy.retryInitial
+            return [.persist, emit(.stepFailed, keyID: record.pending?.id, "\(step.rawValue) waits: \(failure)", failure: failure)]
+        }
+        record.attempts += 1
         let brokenKey = step == .verifying && record.attempts >= Self.maxVerifyAttempts
         if failure.kind == .needsOperator || brokenKey {
             record.blockedStep = step

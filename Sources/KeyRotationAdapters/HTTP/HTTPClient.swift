@@ -76,7 +76,11 @@ public struct HTTPClient: Sendable {
         _ = Self.globalInit
     }
 
+    /// Once, before any transfer. libcurl would write every TLS session key to
+    /// `$SSLKEYLOGFILE` (a capture of the traffic would then reveal the admin key),
+    /// so that variable goes first.
     private static let globalInit: Void = {
+        unsetenv("SSLKEYLOGFILE")
         curl_global_init(Int(CURL_GLOBAL_DEFAULT))
     }()
 
@@ -183,8 +187,8 @@ public struct HTTPClient: Sendable {
         case CURLE_ABORTED_BY_CALLBACK: return .cancelled
         case CURLE_WRITE_ERROR where transfer.overflowed.load(ordering: .relaxed): return .tooLarge
         case CURLE_OPERATION_TIMEDOUT: return .timeout
-        case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CONNECT_ERROR, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CACERT_BADFILE,
-             CURLE_SSL_CIPHER, CURLE_SSL_ISSUER_ERROR:
+        // Certificate trouble needs an operator; a handshake cut short is the network.
+        case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ISSUER_ERROR:
             return .tls
         case CURLE_UNSUPPORTED_PROTOCOL, CURLE_URL_MALFORMAT: return .refusedURL
         default: return .network

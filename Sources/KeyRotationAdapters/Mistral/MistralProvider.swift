@@ -40,8 +40,9 @@ public struct MistralProvider: KeyProvider {
 
     public func listKeys(nameContains: String?) async throws(StepFailure) -> [ListedKey] {
         var keys: [ListedKey] = []
+        var seen: Set<String> = []
         var offset = 0
-        while true {
+        for _ in 0..<Self.maxPages {
             var query = "limit=\(Self.pageSize)&offset=\(offset)"
             if let nameContains {
                 query += "&name=" + (nameContains.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")
@@ -50,7 +51,9 @@ public struct MistralProvider: KeyProvider {
             guard let page = try? JSONDecoder().decode(KeyPageJSON.self, from: Data(response.body)) else {
                 throw StepFailure(kind: .transient, code: "bad_response", message: "list answered 200 with a body that is not a key list")
             }
-            for key in page.keys {
+            let fresh = page.keys.filter { !seen.contains($0.key_id) }
+            for key in fresh {
+                seen.insert(key.key_id)
                 guard let createdAt = Timestamp.parse(key.created_at) else {
                     throw StepFailure(kind: .transient, code: "bad_response", message: "key \(key.key_id) has an unreadable created_at \"\(key.created_at)\"")
                 }
@@ -59,10 +62,15 @@ public struct MistralProvider: KeyProvider {
                     workspaceName: key.workspace_name, lastUsed: key.last_used.flatMap(Timestamp.parse),
                     expiresOn: key.expiration_date.flatMap(Self.parseDay)))
             }
-            if page.keys.count < Self.pageSize || offset > 1_000_000 { return keys }
+            // A short page ends the list; so does a page with nothing new (a server
+            // that ignores `offset` must not keep keyrotd paging forever).
+            if page.keys.count < Self.pageSize || fresh.isEmpty { return keys }
             offset += page.keys.count
         }
+        throw StepFailure(kind: .transient, code: "bad_response", message: "the key list did not end after \(Self.maxPages) pages")
     }
+
+    static let maxPages = 10_000
 
     public func deleteKey(id: String) async throws(StepFailure) {
         let escaped = id.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? id
