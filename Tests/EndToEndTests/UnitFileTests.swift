@@ -1,0 +1,189 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// The shipped unit, checked offline by the real `systemd-analyze` (never systemd
+/// itself): `verify` must print nothing, and `security --offline=yes` must rate
+/// the sandbox at most 1.5 of 10.
+@Suite struct UnitFileTests {
+    static let unit = repositoryRoot.appendingPathComponent("systemd/keyrotd.service").path
+    static let sysusers = repositoryRoot.appendingPathComponent("systemd/sysusers.d/keyrotd.conf").path
+
+    @Test func verifyPrintsNothing() throws {
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        // verify checks that ExecStart='s binary exists: point it at the built one.
+        let unit = try scratch.write("keyrotd.service", try UnitFile.shipped(execStart: keyrotdBinary))
+        let result = try SystemdAnalyze.verify(unit)
+        #expect(result.status == 0, "\(result)")
+        // verify exits 0 on unknown keys and bad values; only stderr tells.
+        #expect(result.stderr.isEmpty, "\(result)")
+        #expect(result.stdout.isEmpty, "\(result)")
+    }
+
+    /// Guards the test above: the same check does see a misspelt key.
+    @Test func verifyReportsAMisspeltKey() throws {
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let text = try UnitFile.shipped(execStart: keyrotdBinary).replacingOccurrences(
+            of: "\nNotifyAccess=main\n", with: "\nNotifyAcess=main\n")
+        let unit = try scratch.write("keyrotd.service", text)
+        let result = try SystemdAnalyze.verify(unit)
+        #expect(result.stderr.contains("NotifyAcess"), "\(result)")
+    }
+
+    @Test func securityExposureIsAtMost1point5() throws {
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let unit = try scratch.write("keyrotd.service", try UnitFile.shipped(execStart: keyrotdBinary))
+        let exposure = try SystemdAnalyze.exposure(unit)
+        #expect(exposure <= 1.5)
+    }
+
+    /// The settings other parts of keyrotd rely on, pinned.
+    @Test func unitKeepsItsContract() throws {
+        let unit = try UnitFile(path: Self.unit)
+        let expected: [(String, String)] = [
+            ("Type", "notify"), ("NotifyAccess", "main"),
+            ("ExecStart", "/usr/local/bin/keyrotd run --config /etc/keyrotd/keyrotd.toml"),
+            ("ExecReload", "/bin/kill -HUP $MAINPID"),
+            ("WatchdogSec", "30s"), ("Restart", "on-failure"), ("RestartSec", "5s"),
+            ("RestartPreventExitStatus", "78"), ("TimeoutStopSec", "30s"),
+            ("User", "keyrotd"), ("Group", "keyrotd"),
+            ("StateDirectory", "keyrotd"), ("StateDirectoryMode", "0700"),
+            ("RuntimeDirectory", "keyrotd"), ("RuntimeDirectoryMode", "0750"),
+            ("UMask", "0077"), ("LimitCORE", "0"), ("Environment", "SWIFT_BACKTRACE=enable=no"),
+            ("LoadCredential", "mistral-admin-key:/etc/keyrotd/mistral-admin-key"),
+            ("ProtectSystem", "strict"), ("NoNewPrivileges", "yes"), ("MemoryDenyWriteExecute", "yes"),
+            // libdispatch calls setpriority(), which the filter denies: EPERM, not SIGSYS.
+            ("SystemCallErrorNumber", "EPERM"),
+            ("WantedBy", "multi-user.target"),
+        ]
+        for (key, value) in expected {
+            #expect(unit.values(key) == [value], "\(key)=")
+        }
+        // Hooks write only to the state and runtime directories unless a drop-in says otherwise.
+        #expect(unit.values("ReadWritePaths").isEmpty)
+        #expect(unit.values("CapabilityBoundingSet") == [""])
+        #expect(unit.values("AmbientCapabilities") == [""])
+
+        // The credential is the one the example configuration asks for.
+        let config = try String(
+            contentsOf: repositoryRoot.appendingPathComponent("etc/keyrotd/keyrotd.toml"), encoding: .utf8)
+        #expect(config.contains("admin_key_credential = \"mistral-admin-key\""))
+    }
+
+    @Test func sysusersCreatesTheUnitsUserWithTheStateDirectoryAsHome() throws {
+        let lines = try String(contentsOfFile: Self.sysusers, encoding: .utf8)
+            .split(separator: "\n").filter { !$0.hasPrefix("#") && !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        #expect(lines == [#"u keyrotd - "keyrotd key rotation daemon" /var/lib/keyrotd"#])
+    }
+}
+
+/// A unit file's `Key=value` lines (all sections), enough for assertions.
+struct UnitFile {
+    var lines: [(key: String, value: String)]
+
+    init(path: String) throws {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        lines = text.split(separator: "\n").compactMap { line in
+            guard !line.hasPrefix("#"), !line.hasPrefix("["), let equals = line.firstIndex(of: "=") else { return nil }
+            return (String(line[..<equals]), String(line[line.index(after: equals)...]))
+        }
+    }
+
+    func values(_ key: String) -> [String] {
+        lines.filter { $0.key == key }.map(\.value)
+    }
+
+    /// The shipped unit's text with ExecStart='s binary replaced by `execStart`.
+    static func shipped(execStart binary: String) throws -> String {
+        let text = try String(contentsOfFile: UnitFileTests.unit, encoding: .utf8)
+        return try rewritingExecStart(text, from: "/usr/local/bin/keyrotd", to: binary)
+    }
+
+    static func rewritingExecStart(_ text: String, from old: String, to new: String) throws -> String {
+        let marker = "\nExecStart=\(old) "
+        try #require(text.contains(marker), "no ExecStart=\(old) in the unit")
+        return text.replacingOccurrences(of: marker, with: "\nExecStart=\(new) ")
+    }
+}
+
+/// The result of a finished tool run.
+struct ToolRun: CustomStringConvertible {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+
+    var description: String { "exit \(status)\n--- stdout\n\(stdout)--- stderr\n\(stderr)" }
+}
+
+/// Runs `executable` to completion, stdin from /dev/null. Output goes through
+/// files, so a chatty tool cannot fill a pipe and stall.
+func runTool(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> ToolRun {
+    let scratch = try Scratch()
+    defer { scratch.remove() }
+    let outPath = try scratch.write("stdout", "")
+    let errPath = try scratch.write("stderr", "")
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    if let environment { process.environment = environment }
+    let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+    let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+    defer {
+        try? out.close()
+        try? err.close()
+    }
+    process.standardInput = FileHandle.nullDevice
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    process.waitUntilExit()
+    return ToolRun(
+        status: process.terminationStatus,
+        stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
+        stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
+}
+
+/// systemd's offline unit checks. A machine without `systemd-analyze` fails the
+/// tests that need it: `scripts/setup` installs it (Debian package `systemd`).
+enum SystemdAnalyze {
+    static func path() throws -> String {
+        let candidates = ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"]
+        let found = candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
+        return try #require(found, "systemd-analyze not found: run scripts/setup (it installs Debian's systemd package)")
+    }
+
+    /// A plain, predictable environment (`MANPATH` only if asked).
+    static func environment(manPath: String? = nil) -> [String: String] {
+        var environment = ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "SYSTEMD_COLORS": "0", "SYSTEMD_PAGER": ""]
+        if let manPath { environment["MANPATH"] = manPath }
+        return environment
+    }
+
+    /// `verify` of one unit file. Without `manPath` the Documentation=man: lookup is
+    /// skipped (`--man=no`: the page is not installed on a build machine); with it,
+    /// `man` must find the page there.
+    static func verify(_ unit: String, manPath: String? = nil) throws -> ToolRun {
+        let arguments = ["verify"] + (manPath == nil ? ["--man=no"] : []) + [unit]
+        return try runTool(try path(), arguments, environment: environment(manPath: manPath))
+    }
+
+    /// `security --offline=yes --threshold=15`'s overall exposure (0–10), after
+    /// checking that it exited 0 (at or under the threshold).
+    static func exposure(_ unit: String) throws -> Double {
+        let result = try runTool(
+            try path(), ["security", "--offline=yes", "--threshold=15", unit], environment: environment())
+        #expect(result.status == 0, "\(result)")
+        let line = try #require(
+            result.stdout.split(separator: "\n").first { $0.contains("Overall exposure level") },
+            "no overall exposure in: \(result)")
+        // "→ Overall exposure level for keyrotd.service: 1.2 OK :-)" (or 🙂 on a terminal)
+        let afterName = line.split(separator: ".service: ", maxSplits: 1).last
+        let number = try #require(
+            afterName?.split(separator: " ").first.flatMap { Double($0) },
+            "cannot read the exposure in: \(line)")
+        return number
+    }
+}
