@@ -166,7 +166,7 @@ hooks = ["{DEMO}/hooks/write-consumer-env"]
         elif event == "overlap-started":
             say(f"{key}: old key {short(old)} stays valid {OVERLAP}s more, for consumers still using it")
         elif event == "key-retired":
-            say(f"{key}: overlap over; deleted old key {short(new)} -> {self.check_consumer()}")
+            say(f"{key}: overlap over; deleted old key {short(old)} -> {self.check_consumer()}")
         elif event == "rotation-completed":
             due = re.search(r"next rotation (\S+)", line)
             when = ""

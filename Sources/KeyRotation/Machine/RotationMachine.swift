@@ -141,7 +141,7 @@ public struct RotationMachine: Sendable {
                 clearFailure()
                 return [
                     .persist,
-                    emit(.keyRetired, keyID: previous.key.id, generation: previous.key.generation,
+                    emit(.keyRetired, keyID: record.current?.id, oldKeyID: previous.key.id,
                          "deleted old key \(previous.key.id)"),
                 ] + retireNext(now: now)
             default:
