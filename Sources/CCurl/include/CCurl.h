@@ -2,7 +2,7 @@
 #define KEYROTD_CCURL_H
 
 // Typed wrappers around libcurl's variadic calls, which Swift cannot call.
-// Nothing here enables CURLOPT_VERBOSE: it would print the Authorization header.
+// Nothing here turns on verbose output: it would print the Authorization header.
 
 #include <curl/curl.h>
 

@@ -57,7 +57,7 @@ public struct HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
 /// Fixed policy: https only (plain http only to loopback addresses), certificate
 /// and host verification on, no redirects, no proxies from the environment, no
 /// signals (`CURLOPT_NOSIGNAL`), connect and total timeouts plus a low-speed limit,
-/// and never `CURLOPT_VERBOSE` (it would print the Authorization header).
+/// and never verbose output (it would print the Authorization header).
 public struct HTTPClient: Sendable {
     public var connectTimeout: Duration
     public var totalTimeout: Duration
