@@ -273,9 +273,7 @@ public final class Daemon {
         logger.notice(
             "stopping on signal \(signal): \(running.count) step(s) in flight get \(options.shutdownGrace) to finish",
             metadata: ["event": "daemon-stopping"])
-        let grace = options.shutdownGrace.components
-        let seconds = Double(grace.seconds) + Double(grace.attoseconds) / 1e18
-        queue.asyncAfter(deadline: .now() + seconds) { continuation.yield(.graceExpired) }
+        queue.asyncAfter(deadline: .now() + Self.seconds(options.shutdownGrace)) { continuation.yield(.graceExpired) }
     }
 
     private func nextDeadline() -> Date? {

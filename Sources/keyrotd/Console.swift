@@ -8,13 +8,7 @@ enum Console {
 
     /// Stable JSON: sorted keys, ISO 8601 times in UTC with milliseconds.
     static func printJSON<T: Encodable>(_ value: T) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .custom { date, encoder in
-            var container = encoder.singleValueContainer()
-            try container.encode(Timestamp.format(date))
-        }
-        print(String(decoding: try encoder.encode(value), as: UTF8.self))
+        print(String(decoding: try Timestamp.stableJSONEncoder().encode(value), as: UTF8.self))
     }
 }
 

@@ -14,13 +14,7 @@ public struct StateDocument: Codable, Sendable, Equatable {
 
     /// Stable JSON (sorted keys, ISO 8601 times with milliseconds in UTC).
     public func encoded() throws -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .custom { date, encoder in
-            var container = encoder.singleValueContainer()
-            try container.encode(Timestamp.format(date))
-        }
-        return Array(try encoder.encode(self))
+        Array(try Timestamp.stableJSONEncoder().encode(self))
     }
 
     public static func decode(_ bytes: [UInt8], version: Int) throws -> StateDocument {
@@ -43,6 +37,18 @@ public struct StateDocument: Codable, Sendable, Equatable {
 /// (a missing zone is UTC), as providers write them. Written in UTC with exactly
 /// three fractional digits, rounded to the nearest millisecond.
 public enum Timestamp {
+    /// The one JSON style keyrotd writes (state file, `--json`): sorted keys,
+    /// unescaped slashes, times as `format` writes them.
+    public static func stableJSONEncoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(format(date))
+        }
+        return encoder
+    }
+
     public static func format(_ date: Date) -> String {
         let milliseconds = date.millisecondsSince1970
         let seconds = milliseconds.floorDivided(by: 1000)
