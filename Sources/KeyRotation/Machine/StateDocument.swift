@@ -7,9 +7,15 @@ public struct StateDocument: Codable, Sendable, Equatable {
     public static let schemaVersion = 1
 
     public var keys: [String: KeyRecord]
+    /// Findings the scheduled audit has already reported.
+    public var audit: AuditMemory?
+    /// Budget alerts raised this month.
+    public var budget: BudgetMemory?
 
-    public init(keys: [String: KeyRecord] = [:]) {
+    public init(keys: [String: KeyRecord] = [:], audit: AuditMemory? = nil, budget: BudgetMemory? = nil) {
         self.keys = keys
+        self.audit = audit
+        self.budget = budget
     }
 
     /// Stable JSON (sorted keys, ISO 8601 times with milliseconds in UTC).
