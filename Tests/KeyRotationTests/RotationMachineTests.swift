@@ -384,6 +384,7 @@ import Testing
         sim.now = try #require(sim.record.previous?.retireAt)
         var machine = sim.machine
         _ = machine.handle(.tick, now: sim.now)
+        _ = machine.handle(.listed([]), now: sim.now)
         #expect(machine.awaiting)
         _ = machine.handle(.deleted(keyID: "someone-else"), now: sim.now)
         #expect(!machine.awaiting)

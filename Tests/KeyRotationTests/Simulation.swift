@@ -24,6 +24,10 @@ struct FakeProvider {
     }
 
     var keys: [String: Key] = [:]
+    /// Consumers use these keys until the given instant: `last_used` is the
+    /// later of that and creation, capped at now (and reported to the second,
+    /// as the machine must only rely on its day).
+    var usedUntil: [String: Date] = [:]
     private var counter = 0
 
     var live: [Key] { keys.values.filter { $0.deletedAt == nil }.sorted { $0.id < $1.id } }
@@ -36,9 +40,9 @@ struct FakeProvider {
         return CreatedKey(id: id, name: name, secret: secret, createdAt: now)
     }
 
-    func list(nameContains: String?) -> [ListedKey] {
+    func list(nameContains: String?, now: Date) -> [ListedKey] {
         live.filter { nameContains == nil || $0.name.contains(nameContains!) }
-            .map { ListedKey(id: $0.id, name: $0.name, createdAt: $0.createdAt) }
+            .map { ListedKey(id: $0.id, name: $0.name, createdAt: $0.createdAt, lastUsed: usedUntil[$0.id].map { min($0, now) }) }
     }
 
     func accepts(_ secret: Secret) -> Bool {
@@ -173,7 +177,7 @@ struct Simulation {
         case .createKey(let name, _):
             return .created(provider.create(name: name, now: now))
         case .listKeys(let filter):
-            return .listed(provider.list(nameContains: filter))
+            return .listed(provider.list(nameContains: filter, now: now))
         case .verifyKey(_, let secret):
             return provider.accepts(secret)
                 ? .verified : .failed(StepFailure(kind: .transient, code: "http_401", message: "rejected"))

@@ -171,7 +171,7 @@ import Testing
             case .verifyKey: event = .verified
             case .runHook(let hook): event = .hookSucceeded(path: hook.path)
             case .deleteKey(let id): event = .deleted(keyID: id)
-            case .listKeys(let filter): event = .listed(provider.list(nameContains: filter))
+            case .listKeys(let filter): event = .listed(provider.list(nameContains: filter, now: sim.now))
             default: throw Crash()
             }
             pending = machine.handle(event, now: sim.now)

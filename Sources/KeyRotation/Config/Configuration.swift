@@ -67,6 +67,9 @@ public struct KeyPolicy: Sendable, Equatable {
     /// Retry interval for a step blocked on something an operator must fix.
     public var blockedRetry: TimeSpan
 
+    /// Usage-aware retirement is on when the overlap may grow.
+    public var watchesOldKeyUsage: Bool { maxOverlap > overlap }
+
     public static let standard = KeyPolicy(
         rotateEvery: .days(90), overlap: .hours(24), jitter: .hours(6),
         hookTimeout: .minutes(2), window: nil, maxOverlap: .days(7),

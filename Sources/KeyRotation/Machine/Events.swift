@@ -125,6 +125,8 @@ public struct AuditEvent: Sendable, Equatable {
         case revokeRequested = "revoke-requested"
         case rotateRequested = "rotate-requested"
         case caughtUp = "caught-up"
+        case retirementExtended = "retirement-extended"
+        case retirementForced = "retirement-forced"
     }
 
     public var kind: Kind

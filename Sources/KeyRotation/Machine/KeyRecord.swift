@@ -46,6 +46,27 @@ public struct RetiringKey: Codable, Sendable, Equatable {
     public var deleted: Bool
     /// Retire hooks that have succeeded, by path.
     public var hooksDone: [String]
+    /// When the new key's deploy finished: usage of the old key on a later day
+    /// means some consumer still holds it. nil in state files written before
+    /// usage-aware retirement (then `retireAt - overlap` stands in).
+    public var deployedAt: Date?
+    /// When the old key's `last_used` was last looked at; nil before the first look.
+    public var usageCheckedAt: Date?
+    /// How many times the overlap was extended because the old key was still used.
+    public var extensions: Int?
+
+    public init(
+        key: ProviderKeyRef, retireAt: Date, deleted: Bool = false, hooksDone: [String] = [], deployedAt: Date? = nil,
+        usageCheckedAt: Date? = nil, extensions: Int? = nil
+    ) {
+        self.key = key
+        self.retireAt = retireAt
+        self.deleted = deleted
+        self.hooksDone = hooksDone
+        self.deployedAt = deployedAt
+        self.usageCheckedAt = usageCheckedAt
+        self.extensions = extensions
+    }
 }
 
 /// The new key while a rotation is in flight. Holds the secret only from create

@@ -96,6 +96,7 @@ public struct RotationMachine: Sendable {
             inFlight = nil
             switch record.phase {
             case .adopting: return adopted(keys, now: now)
+            case .overlapping: return usageChecked(keys, now: now)
             case .retiring: return swept(keys, now: now)
             default: return reconciled(keys, now: now)
             }
@@ -197,8 +198,10 @@ public struct RotationMachine: Sendable {
         case .overlapping:
             guard let previous = record.previous else { return finishRotation(now: now) }
             guard record.revoking || now >= previous.retireAt else { return [] }
-            record.phase = .retiring
-            return [.persist, expect(.deleteKey(id: previous.key.id))]
+            if !record.revoking && policy.watchesOldKeyUsage {
+                return [expect(.listKeys(nameContains: previous.key.name))]
+            }
+            return beginRetiring()
         case .retiring:
             return retireNext(now: now)
         case .blocked:
@@ -305,13 +308,70 @@ public struct RotationMachine: Sendable {
         }
         let overlap = record.revoking ? TimeSpan.zero : policy.overlap
         let retireAt = now + overlap
-        record.previous = RetiringKey(key: old, retireAt: retireAt, deleted: false, hooksDone: [])
+        record.previous = RetiringKey(key: old, retireAt: retireAt, deployedAt: now)
         record.phase = .overlapping
         actions.append(emit(
             .overlapStarted, keyID: id, oldKeyID: old.id, generation: pending.generation,
             record.revoking ? "revoke: deleting old key \(old.id) now"
                 : "old key \(old.id) stays valid until \(Timestamp.format(retireAt))"))
         return [.persist] + actions + tick(now: now)
+    }
+
+    private mutating func beginRetiring() -> [Action] {
+        guard let previous = record.previous else { return [] }
+        record.phase = .retiring
+        return [.persist, expect(.deleteKey(id: previous.key.id))]
+    }
+
+    /// Usage-aware retirement: the overlap has passed; the old key's `last_used`
+    /// decides whether it goes now. The provider gives a date, so "still in use"
+    /// means used on a later day than the deploy finished and, after an earlier
+    /// look, no earlier than that look's day (a consumer that switched yesterday
+    /// does not hold the key forever). In use: the overlap is extended by one
+    /// `overlap` at a time, never past deploy + `max_overlap`, where the key is
+    /// deleted anyway. A revoke never waits.
+    private mutating func usageChecked(_ keys: [ListedKey], now: Date) -> [Action] {
+        guard let previous = record.previous else { return finishRotation(now: now) }
+        clearFailure()
+        guard !record.revoking, let listed = keys.first(where: { $0.id == previous.key.id }) else {
+            return beginRetiring()
+        }
+        let deployedAt = previous.deployedAt ?? (previous.retireAt - policy.overlap)
+        record.previous?.usageCheckedAt = now
+        guard let lastUsed = listed.lastUsed, Self.stillUsed(
+            lastUsed: lastUsed, deployedAt: deployedAt, lastLook: previous.usageCheckedAt)
+        else {
+            return beginRetiring()
+        }
+        let limit = deployedAt + policy.maxOverlap
+        let used = String(Timestamp.format(lastUsed).prefix(10))
+        guard now < limit else {
+            return [emit(
+                .retirementForced, keyID: record.current?.id, oldKeyID: previous.key.id,
+                "old key \(previous.key.id) (\(previous.key.name)) was still used on \(used), but max_overlap (\(policy.maxOverlap)) has passed: deleting it anyway; consumers still holding it will fail")]
+                + beginRetiring()
+        }
+        let retireAt = min(now + policy.overlap, limit)
+        let extensions = (previous.extensions ?? 0) + 1
+        record.previous?.retireAt = retireAt
+        record.previous?.extensions = extensions
+        return [
+            .persist,
+            emit(.retirementExtended, keyID: record.current?.id, oldKeyID: previous.key.id,
+                 "old key \(previous.key.id) (\(previous.key.name)) was used on \(used), after the new key was deployed: some consumer still holds it; overlap extended to \(Timestamp.format(retireAt)) (extension \(extensions), deleted at the latest \(Timestamp.format(limit)))"),
+        ]
+    }
+
+    /// Day-granular, in UTC, as the provider reports `last_used`.
+    static func stillUsed(lastUsed: Date, deployedAt: Date, lastLook: Date?) -> Bool {
+        let day = Self.utcDay(lastUsed)
+        guard day > Self.utcDay(deployedAt) else { return false }
+        return lastLook.map { day >= Self.utcDay($0) } ?? true
+    }
+
+    static func utcDay(_ date: Date) -> Int64 {
+        let ms = date.millisecondsSince1970
+        return ms >= 0 ? ms / 86_400_000 : (ms - 86_399_999) / 86_400_000
     }
 
     /// Retiring: delete the old key, run retire hooks, then sweep keyrotd-named
