@@ -536,6 +536,72 @@ class BudgetAndWorkspaceTests(ServerTestCase):
         names = [k["workspace_name"] for k in self.list_keys()]
         self.assertEqual(names, ["Product Team", None])
 
+    def test_control_workspaces_and_their_spend_limits(self):
+        ws = str(uuid.uuid4())
+        status, seeded = self.server.control("POST", "workspaces", {
+            "uuid": ws, "name": "Product Team", "spend_limit": {"value": 50}})
+        self.assertEqual(status, 200, seeded)
+        self.assertEqual(seeded["spend_limit"],
+                         {"value": 50.0, "currency": "EUR", "no_monthly_limit": False})
+        out = self.server.call("GET", "/v1/admin/workspaces")[1]
+        self.assertEqual([w["uuid"] for w in out["items"]], [WORKSPACE, ws])
+        self.assertEqual(out["items"][1]["spend_limit"]["value"], 50.0)
+        self.assertIs(out["items"][0]["spend_limit"]["no_monthly_limit"], True)
+        status, patched = self.server.control("PATCH", f"workspaces/{WORKSPACE}", {
+            "spend_limit": {"value": 20, "currency": "USD", "no_monthly_limit": True}})
+        self.assertEqual(status, 200, patched)
+        self.assertEqual(patched["spend_limit"],
+                         {"value": 20.0, "currency": "USD", "no_monthly_limit": True})
+        self.server.control("PATCH", f"workspaces/{ws}", {"spend_limit": None, "archived": True})
+        out = self.server.call("GET", "/v1/admin/workspaces")[1]
+        self.assertEqual([w["uuid"] for w in out["items"]], [WORKSPACE], "archived: not listed")
+        out = self.server.call("GET", "/v1/admin/workspaces?is_archived=true")[1]
+        self.assertIsNone(out["items"][1]["spend_limit"])
+        views = self.server.control("GET", "workspaces")[1]
+        self.assertEqual([(w["uuid"], w["archived"]) for w in views],
+                         [(WORKSPACE, False), (ws, True)])
+        status, made = self.server.control("POST", "workspaces", {})
+        self.assertEqual(status, 200, made)
+        self.assertEqual(str(uuid.UUID(made["uuid"])), made["uuid"])
+        for path, body in (("workspaces", {"uuid": ws}), ("workspaces", {"uuid": "nope"}),
+                           ("workspaces", {"colour": "red"}),
+                           ("workspaces", {"spend_limit": {"value": -1}}),
+                           ("workspaces", {"spend_limit": {"value": "10"}}),
+                           ("workspaces", {"spend_limit": {"limit": 10}}),
+                           ("workspaces", {"spend_limit": 10}),
+                           (f"workspaces/{ws}", {"uuid": WORKSPACE}),
+                           (f"workspaces/{ws}", {"archived": "yes"})):
+            method = "PATCH" if "/" in path else "POST"
+            self.assertEqual(self.server.control(method, path, body)[0], 400, (path, body))
+        self.assertEqual(self.server.control("PATCH", f"workspaces/{uuid.uuid4()}", {})[0], 404)
+        self.assertEqual(self.server.control("PATCH", "workspaces/nope", {})[0], 404)
+        self.server.control("POST", "reset")
+        self.assertEqual([w["uuid"] for w in self.server.control("GET", "workspaces")[1]],
+                         [WORKSPACE])
+
+    def test_usage_entries_added_for_a_workspace_and_month(self):
+        ws = str(uuid.uuid4())
+        self.server.control("POST", "usage", {"entries": [
+            {"year": 2026, "month": 10, "workspace_id": ws, "input_tokens": 1000,
+             "input_price": 0.001, "output_tokens": 0}]})
+        status, view = self.server.control("POST", "usage", {"add_entries": [
+            {"year": 2026, "month": 10, "workspace_id": ws, "model": "codestral-latest",
+             "input_tokens": 100, "output_tokens": 200, "input_price": 0.01, "output_price": 0.02},
+            {"year": 2026, "month": 11, "workspace_id": ws, "input_tokens": 7,
+             "input_price": 1.0}]})
+        self.assertEqual(status, 200, view)
+        self.assertEqual(len(view["entries"]), 3, "appended, not replaced")
+
+        def amounts(query):
+            out = self.server.call("GET", "/v1/admin/usage?" + query)[1]
+            return sorted(e["amount"] for model in out["completion"]["models"].values()
+                          for entries in model.values() for e in entries)
+
+        self.assertEqual(amounts(f"month=10&year=2026&workspace_id={ws}"), [0.0, 1.0, 1.0, 4.0])
+        self.assertEqual(amounts(f"month=11&year=2026&workspace_id={ws}"), [0.0, 7.0])
+        self.assertEqual(amounts("month=10&year=2026&workspace_id=" + WORKSPACE), [])
+        self.assertEqual(self.server.control("POST", "usage", {"add_entries": {}})[0], 400)
+
 
 class HttpTests(ServerTestCase):
 

@@ -93,7 +93,7 @@ public struct MistralProvider: KeyProvider {
 
     // MARK: - Transport
 
-    private func call(_ method: HTTPRequest.Method, _ path: String, body: [UInt8]? = nil, bearer: Secret? = nil)
+    func call(_ method: HTTPRequest.Method, _ path: String, body: [UInt8]? = nil, bearer: Secret? = nil)
         async throws(StepFailure) -> HTTPResponse
     {
         await pacer.wait()
