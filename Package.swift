@@ -27,6 +27,8 @@ let package = Package(
             name: "CCurl",
             linkerSettings: [.linkedLibrary("curl")]
         ),
+        // accept4 and SO_PEERCRED for the control socket (they need _GNU_SOURCE).
+        .target(name: "CUnixSocket"),
         // libsystemd: sd_notify, sd_watchdog_enabled, sd_journal_sendv.
         .systemLibrary(
             name: "CSystemd",
@@ -34,13 +36,15 @@ let package = Package(
             providers: [.apt(["libsystemd-dev"])]
         ),
         // One folder per seam: the state file, file-system checks of the config,
-        // HTTP over libcurl and the Mistral provider, the hook runner, logging.
+        // HTTP over libcurl and the Mistral provider, the hook runner, logging,
+        // the control socket.
         .target(
             name: "KeyRotationAdapters",
             dependencies: [
                 "KeyRotation",
                 "CCurl",
                 "CSystemd",
+                "CUnixSocket",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Subprocess", package: "swift-subprocess"),

@@ -2,8 +2,9 @@ import Foundation
 import KeyRotationAdapters
 
 // Test-only child processes for the state-file tests, which kill them, race them for
-// the lock, and read their exit codes. The logic under test lives in the adapter; this
-// only dispatches.
+// the lock, and read their exit codes, and for the control-socket tests, which need a
+// client that is not root. The logic under test lives in the adapter; this only
+// dispatches.
 //
 //     write-loop PATH        take the lock, clean up, save bodies of 100 B–200 KB forever;
 //                            prints "ready" after the first save
@@ -11,6 +12,10 @@ import KeyRotationAdapters
 //     hold-lock PATH         take the lock, print "locked", sleep until killed
 //     try-lock PATH          exit 0 if the lock can be taken, 75 if it is held
 //     load PATH [MAXVERSION] print "version V length N" (or "absent"); 78 on refusal
+//     control-as UID GID GROUPS SOCKET JSON
+//                            drop to UID, GID and GROUPS (comma-separated, "-" for none),
+//                            send JSON as one request line to the control socket SOCKET
+//                            and print the raw reply line; the client's exit code on failure
 enum ExitCode {
     static let failure: Int32 = 1
     static let usage: Int32 = 64
@@ -107,9 +112,29 @@ func load(_ state: StateFile, maxSupportedVersion: Int) -> Never {
     }
 }
 
+/// The control-socket tests run as root; this is how they knock as somebody else.
+func controlAs(_ arguments: ArraySlice<String>) -> Never {
+    let arguments = Array(arguments)
+    guard arguments.count == 5, let uid = uid_t(arguments[0]), let gid = gid_t(arguments[1]) else {
+        fail("usage: keyrotd-testhelper control-as UID GID GROUPS SOCKET JSON", ExitCode.usage)
+    }
+    let groups = arguments[2] == "-" ? [] : arguments[2].split(separator: ",").compactMap { gid_t($0) }
+    guard setgroups(groups.count, groups) == 0, setgid(gid) == 0, setuid(uid) == 0 else {
+        fail("cannot drop privileges: \(String(cString: strerror(errno)))")
+    }
+    do {
+        let reply = try ControlClient.exchange(Array((arguments[4] + "\n").utf8), with: arguments[3], timeout: .seconds(10))
+        say(String(decoding: reply, as: UTF8.self))
+        exit(0)
+    } catch {
+        fail(error.description, error.exitCode)
+    }
+}
+
 let arguments = CommandLine.arguments
+if arguments.count >= 2, arguments[1] == "control-as" { controlAs(arguments.dropFirst(2)) }
 guard arguments.count >= 3 else {
-    fail("usage: keyrotd-testhelper write-loop|save|hold-lock|try-lock|load PATH [MAXVERSION]", ExitCode.usage)
+    fail("usage: keyrotd-testhelper write-loop|save|hold-lock|try-lock|load PATH [MAXVERSION] | control-as ...", ExitCode.usage)
 }
 let state = StateFile(path: arguments[2])
 switch arguments[1] {

@@ -55,7 +55,8 @@ public struct ControlError: Codable, Sendable, Equatable, Error, CustomStringCon
     /// not use the socket (`forbidden`), the request is too large (`too_large`)
     /// or too slow (`timeout`), names an unknown key (`unknown_key`), is refused
     /// by the key's state (`refused`), the provider failed (`provider`), the
-    /// daemon is stopping (`shutting_down`) or too many requests are open (`busy`).
+    /// daemon is stopping (`shutting_down`), too many requests are open (`busy`),
+    /// or the daemon could not encode its answer (`internal`, a bug).
     public var code: String
     public var message: String
 

@@ -27,15 +27,7 @@ public struct StateDocument: Codable, Sendable, Equatable {
         guard version == schemaVersion else {
             throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "unsupported state version \(version)"))
         }
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .custom { decoder in
-            let text = try decoder.singleValueContainer().decode(String.self)
-            guard let date = Timestamp.parse(text) else {
-                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "bad timestamp \"\(text)\""))
-            }
-            return date
-        }
-        return try decoder.decode(StateDocument.self, from: Data(bytes))
+        return try Timestamp.jsonDecoder().decode(StateDocument.self, from: Data(bytes))
     }
 }
 
@@ -46,8 +38,31 @@ public enum Timestamp {
     /// The one JSON style keyrotd writes (state file, `--json`): sorted keys,
     /// unescaped slashes, times as `format` writes them.
     public static func stableJSONEncoder() -> JSONEncoder {
+        jsonEncoder(formatting: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+    }
+
+    /// `stableJSONEncoder` without the pretty printing: one line, for the control
+    /// socket, where a message ends at the first newline.
+    public static func compactJSONEncoder() -> JSONEncoder {
+        jsonEncoder(formatting: [.sortedKeys, .withoutEscapingSlashes])
+    }
+
+    /// Reads what the encoders write, and times in any form `parse` accepts.
+    public static func jsonDecoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let text = try decoder.singleValueContainer().decode(String.self)
+            guard let date = parse(text) else {
+                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "bad timestamp \"\(text)\""))
+            }
+            return date
+        }
+        return decoder
+    }
+
+    private static func jsonEncoder(formatting: JSONEncoder.OutputFormatting) -> JSONEncoder {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        encoder.outputFormatting = formatting
         encoder.dateEncodingStrategy = .custom { date, encoder in
             var container = encoder.singleValueContainer()
             try container.encode(format(date))

@@ -40,6 +40,23 @@ enum Syscall {
         }
     }
 
+    /// For files only reachable by path, such as a bound socket (fchmod on the socket's
+    /// descriptor would not change the file).
+    static func setPermissions(ofPath path: String, _ permissions: FilePermissions) throws(Errno) {
+        try retryingOnInterrupt { () throws(Errno) in
+            try check(chmod(path, permissions.rawValue))
+        }
+    }
+
+    /// lstat(2): the entry itself, not what a symbolic link points to.
+    static func entryStatus(_ path: String) throws(Errno) -> stat {
+        var status = stat()
+        try retryingOnInterrupt { () throws(Errno) in
+            try check(lstat(path, &status))
+        }
+        return status
+    }
+
     /// Fails with `.wouldBlock` when another open file description holds the lock.
     static func lockExclusiveWithoutWaiting(_ descriptor: FileDescriptor) throws(Errno) {
         try retryingOnInterrupt { () throws(Errno) in
