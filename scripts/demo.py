@@ -93,6 +93,7 @@ class Demo:
     def write_config(self):
         sections = [f"""[daemon]
 state_file = "{DEMO}/state/state.json"
+control_socket = "{DEMO}/control.sock"
 
 [defaults]
 rotate_every = "{ROTATE_EVERY}s"

@@ -46,29 +46,35 @@ public struct DaemonOptions: Sendable {
 /// machine a transient failure instead (backoff; nothing is lost, nothing runs
 /// on unrecorded intent).
 public final class Daemon {
-    private let options: DaemonOptions
-    private let logger: Logger
-    private let hooks: HookRunner
-    private var configuration: Configuration
-    private var providers: [String: any KeyProvider]
-    private var machines: [String: RotationMachine] = [:]
+    let options: DaemonOptions
+    let logger: Logger
+    let hooks: HookRunner
+    var configuration: Configuration
+    var providers: [String: any KeyProvider]
+    var machines: [String: RotationMachine] = [:]
     /// Records the state file holds for keys no longer configured: kept as they are,
     /// never acted on (a removed key is never deleted at the provider by that).
-    private var unmanaged: [String: KeyRecord] = [:]
-    private let stateFile: StateFile
-    private let lock: StateFileLock
-    private var dirty = false
+    var unmanaged: [String: KeyRecord] = [:]
+    let stateFile: StateFile
+    let lock: StateFileLock
+    var dirty = false
     /// Keys with a side effect in flight. A machine is never replaced or dropped
     /// while its key is here: the outcome must reach the machine that asked for it.
-    private var running: Set<String> = []
+    var running: Set<String> = []
     /// Keys removed by a reload while a step was in flight: dropped once it ends.
-    private var removing: Set<String> = []
-    private var draining = false
-    private var configRejected = false
-    private var lastStatus = ""
-    private let watchdogEvery: Duration?
-    private var lastPing = ContinuousClock.now
-    private let timeZone = TimeZone.current
+    var removing: Set<String> = []
+    var draining = false
+    var configRejected = false
+    var lastStatus = ""
+    let watchdogEvery: Duration?
+    var lastPing = ContinuousClock.now
+    let timeZone = TimeZone.current
+    /// The loop's one event stream: wake-ups, outcomes, signals, control requests.
+    let events: AsyncStream<LoopEvent>
+    let continuation: AsyncStream<LoopEvent>.Continuation
+    var control: ControlServer?
+    /// The scheduled audit and budget check: what they remember, when they run next.
+    var oversight: OversightSchedule
 
     private init(
         options: DaemonOptions, logger: Logger, configuration: Configuration, providers: [String: any KeyProvider],
@@ -82,6 +88,8 @@ public final class Daemon {
         self.lock = lock
         hooks = HookRunner(logger: logger)
         watchdogEvery = options.notifier.watchdogPingInterval
+        (events, continuation) = AsyncStream.makeStream(of: LoopEvent.self)
+        oversight = OversightSchedule(audit: AuditMemory(), budget: nil, now: Date(), auditEvery: configuration.audit.every)
     }
 
     /// Loads configuration, admin keys and state, takes the state lock, and
@@ -99,6 +107,7 @@ public final class Daemon {
             options: options, logger: logger, configuration: configuration, providers: providers,
             stateFile: stateFile, lock: lock)
         daemon.adopt(document)
+        try daemon.listen()
         return daemon
     }
 
@@ -153,13 +162,14 @@ public final class Daemon {
 
     /// Runs until SIGTERM or SIGINT; returns the exit status (0 after a clean stop).
     public func run() async -> Int32 {
-        let (events, continuation) = AsyncStream.makeStream(of: LoopEvent.self)
+        let continuation = self.continuation
         let queue = DispatchQueue(label: "keyrotd.wakeups")
         let signals = SignalSources([SIGTERM, SIGINT, SIGHUP], queue: queue) { continuation.yield(.signal($0)) }
         let timer = WakeTimer(queue: queue) { continuation.yield(.wake) }
         defer {
             signals.cancel()
             timer.cancel()
+            control?.stop()
         }
         let names = machines.keys.sorted().joined(separator: ", ")
         logger.notice(
@@ -174,6 +184,7 @@ public final class Daemon {
 
         await withTaskGroup(of: Void.self) { group in
             tickDue(group: &group, continuation: continuation)
+            startOversightIfDue(group: &group)
             notifier.ready(status: summary())
             lastStatus = summary()
             pingWatchdog()
@@ -182,7 +193,14 @@ public final class Daemon {
                 switch event {
                 case .wake:
                     Failpoint.hangIfArmed(logger: logger)
-                    if !draining { tickDue(group: &group, continuation: continuation) }
+                    if !draining {
+                        tickDue(group: &group, continuation: continuation)
+                        startOversightIfDue(group: &group)
+                    }
+                case .control(let request, let peer, let responder):
+                    handle(request, from: peer, responder, group: &group)
+                case .oversight(let outcome):
+                    finish(outcome, group: &group)
                 case .outcome(let key, let outcome):
                     running.remove(key)
                     feed(key, outcome, group: &group, continuation: continuation)
@@ -214,18 +232,18 @@ public final class Daemon {
     /// The watchdog is pinged from the loop itself, so a hung loop stops pinging
     /// and systemd restarts it. Called after every event; the timer guarantees
     /// an event at least every ping interval.
-    private func pingWatchdog() {
+    func pingWatchdog() {
         guard let every = watchdogEvery, ContinuousClock.now - lastPing >= every * 0.9 else { return }
         options.notifier.watchdogPing()
         lastPing = .now
     }
 
-    private var notifier: SystemdNotifier { options.notifier }
+    var notifier: SystemdNotifier { options.notifier }
 
     /// The next instant the loop must run: a machine's deadline or a watchdog ping.
-    private func nextWake() -> Date? {
+    func nextWake() -> Date? {
         if draining { return nil }
-        var wake = nextDeadline()
+        var wake = [nextDeadline(), oversight.nextDeadline(spendWatched: hasSpendSource)].compactMap { $0 }.min()
         if let every = watchdogEvery {
             let ping = Date().addingTimeInterval(Self.seconds(every - (ContinuousClock.now - lastPing)))
             wake = min(wake ?? ping, ping)
@@ -233,7 +251,7 @@ public final class Daemon {
         return wake
     }
 
-    private static func seconds(_ duration: Duration) -> TimeInterval {
+    static func seconds(_ duration: Duration) -> TimeInterval {
         let (seconds, attoseconds) = duration.components
         return max(0, TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18)
     }
@@ -253,21 +271,23 @@ public final class Daemon {
         return (configRejected ? "config rejected (see journal); " : "") + parts.joined(separator: ", ")
     }
 
-    private func updateStatus() {
+    func updateStatus() {
         let status = summary()
         guard status != lastStatus else { return }
         lastStatus = status
         notifier.status(status)
     }
 
-    private enum LoopEvent: Sendable {
+    enum LoopEvent: Sendable {
         case wake
         case outcome(key: String, Event)
         case signal(Int32)
         case graceExpired
+        case control(ControlRequest, ControlPeer, ControlResponder)
+        case oversight(OversightOutcome)
     }
 
-    private func beginShutdown(signal: Int32, queue: DispatchQueue, continuation: AsyncStream<LoopEvent>.Continuation) {
+    func beginShutdown(signal: Int32, queue: DispatchQueue, continuation: AsyncStream<LoopEvent>.Continuation) {
         draining = true
         notifier.stopping(status: "stopping: \(running.count) step(s) in flight")
         logger.notice(
@@ -276,11 +296,11 @@ public final class Daemon {
         queue.asyncAfter(deadline: .now() + Self.seconds(options.shutdownGrace)) { continuation.yield(.graceExpired) }
     }
 
-    private func nextDeadline() -> Date? {
+    func nextDeadline() -> Date? {
         machines.values.compactMap(\.nextDeadline).min()
     }
 
-    private func tickDue(group: inout TaskGroup<Void>, continuation: AsyncStream<LoopEvent>.Continuation) {
+    func tickDue(group: inout TaskGroup<Void>, continuation: AsyncStream<LoopEvent>.Continuation) {
         let now = Date()
         for name in machines.keys.sorted() where !removing.contains(name) {
             guard let deadline = machines[name]?.nextDeadline, deadline <= now else { continue }
@@ -288,35 +308,42 @@ public final class Daemon {
         }
     }
 
-    private func feed(
+    /// Feeds one event to a machine and performs its actions; returns the reasons
+    /// of any operator request it refused.
+    @discardableResult
+    func feed(
         _ name: String, _ event: Event, group: inout TaskGroup<Void>, continuation: AsyncStream<LoopEvent>.Continuation
-    ) {
-        guard var machine = machines[name] else { return }
+    ) -> [String] {
+        guard var machine = machines[name] else { return [] }
         let actions = machine.handle(event, now: Date())
         machines[name] = machine
+        var refusals: [String] = []
         for action in actions {
             switch action {
             case .persist:
                 persist()
             case .emit(let event):
                 audit(event)
+                if event.kind == .blocked { alertBlocked(event, group: &group) }
             case .refuse(let reason):
                 logger.notice("\(reason)", metadata: ["key": "\(name)"])
+                refusals.append(reason)
             case .createKey, .listKeys, .verifyKey, .runHook, .deleteKey:
-                if draining || removing.contains(name) { return }
+                if draining || removing.contains(name) { return refusals }
                 if dirty { persist() }
                 if dirty {
                     let failure = StepFailure(kind: .deferred, code: "state_write_failed", message: "the state file could not be written; the step waits until it can")
                     feed(name, .failed(failure), group: &group, continuation: continuation)
-                    return
+                    return refusals
                 }
                 start(action, for: name, group: &group, continuation: continuation)
             }
         }
+        return refusals
     }
 
     /// Runs one side effect as a child task; its outcome comes back as an event.
-    private func start(
+    func start(
         _ action: Action, for name: String, group: inout TaskGroup<Void>, continuation: AsyncStream<LoopEvent>.Continuation
     ) {
         guard let key = configuration.key(named: name), let provider = providers[key.provider] else {
@@ -336,7 +363,7 @@ public final class Daemon {
 
     // MARK: - State
 
-    private func adopt(_ document: StateDocument) {
+    func adopt(_ document: StateDocument) {
         for key in configuration.keys {
             var record = document.keys[key.name] ?? KeyRecord(name: key.name, seed: UInt64.random(in: 0...UInt64.max))
             if record.provider == nil { record.provider = key.provider }
@@ -346,17 +373,20 @@ public final class Daemon {
             machine.apply(policy: key.policy, hooks: key.hooks, adopt: key.adopt)
             machines[key.name] = machine
         }
+        oversight = OversightSchedule(
+            audit: document.audit ?? AuditMemory(), budget: document.budget, now: Date(), auditEvery: configuration.audit.every)
         for (name, record) in document.keys where machines[name] == nil {
             unmanaged[name] = record
             logger.notice("the state file knows key \(name), which the configuration no longer names: kept, not managed", metadata: ["key": "\(name)"])
         }
     }
 
-    private func persist() {
+    func persist() {
         var keys = unmanaged
         for (name, machine) in machines { keys[name] = machine.record }
         do {
-            try stateFile.save(body: try StateDocument(keys: keys).encoded(), version: StateDocument.schemaVersion)
+            let document = StateDocument(keys: keys, audit: oversight.audit, budget: oversight.budget)
+            try stateFile.save(body: try document.encoded(), version: StateDocument.schemaVersion)
             if dirty { logger.notice("the state file is written again") }
             dirty = false
         } catch {
@@ -404,7 +434,7 @@ public final class Daemon {
     /// apply from the next due time, removed keys stop being managed — once a step
     /// in flight has ended — and are never deleted at the provider); an invalid one
     /// is logged in full and the running configuration stays.
-    private func reload() {
+    func reload() {
         let loaded = ConfigLoader.load(path: options.configPath, environment: options.environment)
         guard let next = loaded.configuration else {
             for problem in loaded.errors { logger.error("\(problem.formatted(file: loaded.path))") }
@@ -452,7 +482,7 @@ public final class Daemon {
         logger.notice("configuration reloaded: \(machines.count - removing.count) key(s)", metadata: ["event": "config-reloaded"])
     }
 
-    private func reject(_ reason: String) {
+    func reject(_ reason: String) {
         configRejected = true
         logger.error(
             "configuration rejected on reload: \(reason); still running the previous one",
@@ -461,7 +491,7 @@ public final class Daemon {
 
     /// A removed key's record stays in the state file, unmanaged, without a secret
     /// (the key it belongs to is left alone at the provider).
-    private func finishRemoval(_ name: String) {
+    func finishRemoval(_ name: String) {
         removing.remove(name)
         guard let machine = machines.removeValue(forKey: name) else { return }
         var record = machine.record
@@ -475,7 +505,7 @@ public final class Daemon {
 
     // MARK: - Audit trail
 
-    private func audit(_ event: AuditEvent) {
+    func audit(_ event: AuditEvent) {
         var metadata: Logger.Metadata = ["key": "\(event.key)", "event": "\(event.kind.rawValue)"]
         if let id = event.keyID { metadata["key_id"] = "\(id)" }
         if let id = event.oldKeyID { metadata["old_key_id"] = "\(id)" }
@@ -483,7 +513,7 @@ public final class Daemon {
         if let failure = event.failure { metadata["error"] = "\(failure.code)" }
         let level: Logger.Level = switch event.kind {
         case .blocked: .error
-        case .stepFailed, .orphanFound: .warning
+        case .stepFailed, .orphanFound, .retirementExtended, .retirementForced: .warning
         case .rotationStarted, .deployed, .keyRetired, .rotationCompleted, .revokeRequested, .rotateRequested, .adopted, .caughtUp: .notice
         default: .info
         }

@@ -9,7 +9,10 @@ struct Keyrotd: AsyncParsableCommand {
             Exit codes follow sysexits: 0 ok, 64 usage, 65 bad data, 69 unavailable, \
             75 temporary failure, 77 permission denied, 78 configuration.
             """,
-        subcommands: [Run.self, CheckConfig.self, Status.self, Plan.self])
+        subcommands: [
+            Run.self, CheckConfig.self, Status.self, Plan.self, Rotate.self, Revoke.self, AuditCommand.self,
+            DeleteOrphan.self,
+        ])
 }
 
 /// Options every command that reads the configuration takes.

@@ -68,7 +68,8 @@ import TestSupport
 
     @Test func everyAuditKindAndDaemonEventHasAnID() {
         let expected = AuditEvent.Kind.allCases.map(\.rawValue)
-            + ["hook-output", "config-reloaded", "config-rejected", "daemon-started", "daemon-stopping", "audit-finding"]
+            + ["hook-output", "config-reloaded", "config-rejected", "daemon-started", "daemon-stopping", "audit-finding",
+               "budget-threshold", "control-request"]
         #expect(Set(MessageID.all.map(\.event)) == Set(expected))
         #expect(MessageID.all.count == expected.count)
         #expect(MessageID.forEvent("deploy") == nil)
@@ -88,7 +89,8 @@ import TestSupport
     @Test func substitutionsNameOnlyFieldsTheHandlerWrites() throws {
         let known: Set<String> = [
             "KEYROTD_KEY", "KEYROTD_EVENT", "KEYROTD_KEY_ID", "KEYROTD_OLD_KEY_ID", "KEYROTD_GENERATION",
-            "KEYROTD_ERROR", "KEYROTD_HOOK", "KEYROTD_STREAM", "KEYROTD_HOOK_EVENT",
+            "KEYROTD_ERROR", "KEYROTD_HOOK", "KEYROTD_STREAM", "KEYROTD_HOOK_EVENT", "KEYROTD_FINDING",
+            "KEYROTD_THRESHOLD", "KEYROTD_PERCENT", "KEYROTD_SCOPE", "KEYROTD_COMMAND", "KEYROTD_PEER_UID",
         ]
         for entry in try Self.catalog() {
             let text = ([entry.headers["Subject"] ?? ""] + entry.body).joined(separator: "\n")
@@ -103,7 +105,10 @@ import TestSupport
 
     @Test func operatorActionIsSpelledOutWhereOneIsNeeded() throws {
         let entries = try Self.catalog()
-        for event in ["step-failed", "blocked", "config-rejected", "orphan-found", "audit-finding"] {
+        for event in [
+            "step-failed", "blocked", "config-rejected", "orphan-found", "audit-finding", "retirement-extended",
+            "retirement-forced", "budget-threshold",
+        ] {
             let id = try #require(MessageID.forEvent(event))
             let entry = try #require(entries.first { $0.id == id })
             let body = entry.body.joined(separator: "\n")

@@ -60,6 +60,7 @@ func daemonConfig(
     var text = """
         [daemon]
         state_file = "\(scratch.file("state/state.json"))"
+        control_socket = "\(scratch.file("control.sock"))"
         catch_up_spacing = "200ms"
         [defaults]
         rotate_every = "\(rotateEvery)"

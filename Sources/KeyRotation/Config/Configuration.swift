@@ -42,7 +42,11 @@ public struct DaemonSettings: Sendable, Equatable {
     }
 
     public func resolvedControlSocket(environment: [String: String]) -> String {
-        if let controlSocket { return controlSocket }
+        Self.controlSocket(configured: controlSocket, environment: environment)
+    }
+
+    public static func controlSocket(configured: String?, environment: [String: String]) -> String {
+        if let configured { return configured }
         if let dir = environment["RUNTIME_DIRECTORY"]?.split(separator: ":").first, !dir.isEmpty {
             return "\(dir)/control.sock"
         }

@@ -5,7 +5,8 @@ import Synchronization
 
 /// One HTTP exchange. The bearer token is a `Secret` so it cannot be printed by accident.
 public struct HTTPRequest: Sendable {
-    public enum Method: String, Sendable { case get = "GET", post = "POST", delete = "DELETE" }
+    /// PATCH only drives the local test server's control API.
+    public enum Method: String, Sendable { case get = "GET", post = "POST", patch = "PATCH", delete = "DELETE" }
 
     public var method: Method
     public var url: String
@@ -153,8 +154,9 @@ public struct HTTPClient: Sendable {
             switch request.method {
             case .get:
                 keyrotd_curl_setopt_long(handle, CURLOPT_HTTPGET, 1)
-            case .post:
+            case .post, .patch:
                 keyrotd_curl_setopt_long(handle, CURLOPT_POST, 1)
+                if request.method == .patch { keyrotd_curl_setopt_str(handle, CURLOPT_CUSTOMREQUEST, "PATCH") }
                 let body = request.body.flatMap { $0.isEmpty ? nil : $0 } ?? Array("{}".utf8)
                 keyrotd_curl_setopt_long(handle, CURLOPT_POSTFIELDSIZE, body.count)
                 return body.withUnsafeBytes { bytes in

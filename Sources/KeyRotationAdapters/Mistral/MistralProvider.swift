@@ -59,7 +59,7 @@ public struct MistralProvider: KeyProvider {
                 }
                 keys.append(ListedKey(
                     id: key.key_id, name: key.name ?? "", createdAt: createdAt, workspaceID: key.workspace_id,
-                    workspaceName: key.workspace_name, lastUsed: key.last_used.flatMap(Timestamp.parse),
+                    workspaceName: key.workspace_name, lastUsed: key.last_used.flatMap(Self.parseInstant),
                     expiresOn: key.expiration_date.flatMap(Self.parseDay)))
             }
             // A short page ends the list; so does a page with nothing new (a server
@@ -162,6 +162,11 @@ public struct MistralProvider: KeyProvider {
         let day = (date.timeIntervalSince1970 / 86400).rounded(.up)
         let midnight = Date(timeIntervalSince1970: day * 86400)
         return String(Timestamp.format(midnight).prefix(10))
+    }
+
+    /// `last_used` comes as a date (`2026-11-27`) or an instant.
+    static func parseInstant(_ text: String) -> Date? {
+        Timestamp.parse(text) ?? parseDay(text)
     }
 
     static func parseDay(_ text: String) -> Date? {

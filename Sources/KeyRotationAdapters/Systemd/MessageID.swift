@@ -30,6 +30,10 @@ public enum MessageID {
         ("daemon-started", "20817fa19b9c426a964d2df37ba697ba"),
         ("daemon-stopping", "f3a8850dd136419a9af128c5c97737fd"),
         ("audit-finding", "835389ad2d0d4e189cef637b57547a31"),
+        ("retirement-extended", "aef4508143e447e8931361f05f743fd7"),
+        ("retirement-forced", "e0327b7524304e8abc525d19191722d3"),
+        ("budget-threshold", "a0003068618d42799a74d581100a356e"),
+        ("control-request", "8a8fb34b15344c9f8a7953768c9c70e6"),
     ]
 
     private static let byEvent: [String: String] = Dictionary(uniqueKeysWithValues: all.map { ($0.event, $0.id) })
