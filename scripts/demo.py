@@ -199,29 +199,52 @@ hooks = ["{DEMO}/hooks/write-consumer-env"]
         watchdog = threading.Timer(TIMEOUT, self.timed_out)
         watchdog.daemon = True
         watchdog.start()
-        for line in self.daemon.stderr:
-            log.write(line)
-            log.flush()
-            self.narrate(line.rstrip("\n"))
-            if all(count >= ROTATIONS for count in self.completed.values()):
-                break
+        rotated = threading.Event()
+        reader = threading.Thread(target=self.follow, args=(log, rotated), daemon=True)
+        reader.start()
+        while not rotated.wait(0.2):
             if self.expired:
                 raise SystemExit("demo: keyrotd did not finish the rotations in time; see demo/keyrotd.log")
-        else:
-            if self.expired:
-                raise SystemExit("demo: keyrotd did not finish the rotations in time; see demo/keyrotd.log")
-            raise SystemExit(f"demo: keyrotd exited with status {self.daemon.wait()}; see demo/keyrotd.log")
-        say(f"every key rotated {ROTATIONS} times; stopping keyrotd (SIGTERM)")
+            if self.daemon.poll() is not None:
+                raise SystemExit(f"demo: keyrotd exited with status {self.daemon.returncode}; see demo/keyrotd.log")
+        say(f"every key rotated {ROTATIONS} times")
+        self.operator()
+        say("stopping keyrotd (SIGTERM)")
         self.daemon.send_signal(signal.SIGTERM)
-        for line in self.daemon.stderr:
-            log.write(line)
         status = self.daemon.wait(timeout=20)
+        reader.join(timeout=5)
         if status != 0:
             raise SystemExit(f"demo: keyrotd exited with status {status}")
         created = sum(1 for line in open(os.path.join(DEMO, "requests.jsonl"))
                       if json.loads(line).get("method") == "POST" and json.loads(line).get("status") == 200)
         say(f"done: {created} keys created, {len(KEYS)} live, consumer keys: {self.check_consumer()}. "
             f"Try: {os.path.relpath(self.keyrotd, ROOT)} status --config demo/keyrotd.toml")
+
+    def follow(self, log, rotated):
+        """Copies keyrotd's log to demo/keyrotd.log and narrates it (a thread)."""
+        for line in self.daemon.stderr:
+            log.write(line)
+            log.flush()
+            self.narrate(line.rstrip("\n"))
+            if all(count >= ROTATIONS for count in self.completed.values()):
+                rotated.set()
+
+    def cli(self, *arguments):
+        command = [self.keyrotd, *arguments, "--config", os.path.join(DEMO, "keyrotd.toml")]
+        say("$ keyrotd " + " ".join(arguments))
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        for line in (result.stdout + result.stderr).splitlines():
+            print("    " + line, flush=True)
+        if result.returncode != 0:
+            raise SystemExit(f"demo: keyrotd {arguments[0]} exited with status {result.returncode}")
+
+    def operator(self):
+        """What an operator does: revoke a key believed leaked, then audit."""
+        say("an operator believes alpha's key leaked: revoke deletes it right after the new one is deployed, no overlap")
+        self.cli("revoke", "alpha", "--wait", "--timeout", "60s")
+        say(f"consumer keys after the revoke: {self.check_consumer()}")
+        say("and audits every key the provider has (via the daemon's control socket):")
+        self.cli("audit")
 
     def stop(self):
         for process in (self.daemon, self.server):

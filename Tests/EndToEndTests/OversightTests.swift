@@ -132,10 +132,20 @@ private let day: TimeInterval = 86_400
         #expect(journal.count == 3)
         #expect(journal.map { String($0.prefix { $0 != " " }) } == ["notice", "warning", "error"], "priority rises with the threshold")
 
+        // A workspace with its own limit: 8.5 of 10 spent crosses 50 and 80 there.
+        let workspace = "3b0b7f6e-5d1b-4c52-9a3e-2b7d8e6f4a11"
+        _ = try await fleet.server.control(.post, "/_control/workspaces", ["uuid": workspace, "name": "ml-team", "spend_limit": ["value": 10]])
+        _ = try await fleet.server.control(.post, "/_control/usage", ["add_entries": [[
+            "workspace_id": workspace, "model": "mistral-small-latest", "input_tokens": 8500, "input_price": 0.001,
+            "output_tokens": 0, "output_price": 0,
+        ]]])
+        #expect(try await waitFor(seconds: 10) { alerts().count == 5 }, "\(alerts())")
+        #expect(Array(alerts().suffix(2)) == ["budget workspace 50 85.0 \(month)", "budget workspace 80 85.0 \(month)"])
+
         // A restart raises none of them again.
         #expect(try await fleet.restart() == 0)
         try await Task.sleep(for: .seconds(4))
-        #expect(alerts().count == 3)
+        #expect(alerts().count == 5)
 
         // A new month starts afresh: the state remembers an older month.
         fleet.daemon.signal(SIGTERM)
@@ -151,8 +161,11 @@ private let day: TimeInterval = 86_400
             _ = consume lock
         }
         try fleet.start()
-        #expect(try await waitFor(seconds: 15) { alerts().count == 6 }, "\(alerts())")
-        #expect(Array(alerts().suffix(3)).map { $0.split(separator: " ")[2] } == ["50", "80", "95"])
+        #expect(try await waitFor(seconds: 15) { alerts().count == 10 }, "\(alerts())")
+        #expect(Array(alerts().suffix(5)).map { $0.split(separator: " ").prefix(3).joined(separator: " ") } == [
+            "budget organization 50", "budget organization 80", "budget organization 95",
+            "budget workspace 50", "budget workspace 80",
+        ])
         #expect(await fleet.stop() == 0)
     }
 }

@@ -421,19 +421,25 @@ private typealias F = Fixture
                   "expires_on" : "2026-10-01T00:00:00.000Z",
                   "findings" : [
                     {
+                      "key" : null,
                       "key_id" : "k1",
                       "kind" : "unmanaged",
-                      "message" : "key k1 \\"ci-bot\\" is not managed by this keyrotd"
+                      "message" : "key k1 \\"ci-bot\\" is not managed by this keyrotd",
+                      "remedy" : null
                     },
                     {
+                      "key" : null,
                       "key_id" : "k1",
                       "kind" : "expiring",
-                      "message" : "unmanaged key k1 \\"ci-bot\\" expires on 2026-10-01 (in 9d 9h)"
+                      "message" : "unmanaged key k1 \\"ci-bot\\" expires on 2026-10-01 (in 9d 9h)",
+                      "remedy" : null
                     }
                   ],
                   "id" : "k1",
                   "last_used" : "2026-09-21T11:13:20.000Z",
+                  "managed_as" : null,
                   "name" : "ci-bot",
+                  "role" : null,
                   "workspace_id" : "ws-1",
                   "workspace_name" : "Default"
                 }
@@ -441,11 +447,14 @@ private typealias F = Fixture
               "other" : [
                 {
                   "key" : "lost",
+                  "key_id" : null,
                   "kind" : "missing",
                   "message" : "the current key k0 of lost is not at the provider: consumers may hold a key the provider no longer knows",
                   "remedy" : "keyrotd rotate lost"
                 }
               ],
+              "spend" : null,
+              "spend_error" : null,
               "version" : 1
             }
             """)

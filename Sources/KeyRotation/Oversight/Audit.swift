@@ -42,6 +42,16 @@ public struct AuditFinding: Codable, Sendable, Equatable {
         case kind, key, message, remedy
         case keyID = "key_id"
     }
+
+    /// Every field, nulls included, so the JSON shape never changes.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(keyID, forKey: .keyID)
+        try c.encode(key, forKey: .key)
+        try c.encode(message, forKey: .message)
+        try c.encode(remedy, forKey: .remedy)
+    }
 }
 
 /// One provider key as the audit lists it.
@@ -94,6 +104,21 @@ public struct AuditedKey: Codable, Sendable, Equatable {
         case expiresOn = "expires_on"
         case managedAs = "managed_as"
     }
+
+    /// Every field, nulls included, so the JSON shape never changes.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(name, forKey: .name)
+        try c.encode(workspaceID, forKey: .workspaceID)
+        try c.encode(workspaceName, forKey: .workspaceName)
+        try c.encode(createdAt, forKey: .createdAt)
+        try c.encode(lastUsed, forKey: .lastUsed)
+        try c.encode(expiresOn, forKey: .expiresOn)
+        try c.encode(managedAs, forKey: .managedAs)
+        try c.encode(role, forKey: .role)
+        try c.encode(findings, forKey: .findings)
+    }
 }
 
 /// What `keyrotd audit` prints and the scheduled audit logs.
@@ -128,6 +153,17 @@ public struct AuditReport: Codable, Sendable, Equatable {
         case version, keys, other, spend
         case generatedAt = "generated_at"
         case spendError = "spend_error"
+    }
+
+    /// Every field, nulls included, so the JSON shape never changes.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(version, forKey: .version)
+        try c.encode(generatedAt, forKey: .generatedAt)
+        try c.encode(keys, forKey: .keys)
+        try c.encode(other, forKey: .other)
+        try c.encode(spend, forKey: .spend)
+        try c.encode(spendError, forKey: .spendError)
     }
 }
 

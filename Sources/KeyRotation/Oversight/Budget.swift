@@ -41,6 +41,17 @@ public struct SpendFigure: Codable, Sendable, Equatable {
         case workspaceID = "workspace_id"
         case workspaceName = "workspace_name"
     }
+
+    /// Every field, nulls included, so the JSON shape never changes.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(scope, forKey: .scope)
+        try c.encode(workspaceID, forKey: .workspaceID)
+        try c.encode(workspaceName, forKey: .workspaceName)
+        try c.encode(spent, forKey: .spent)
+        try c.encode(limit, forKey: .limit)
+        try c.encode(currency, forKey: .currency)
+    }
 }
 
 /// One threshold crossed by one scope in one month.
