@@ -164,6 +164,8 @@ hooks = ["{DEMO}/hooks/write-consumer-env"]
         elif event == "deployed":
             self.current[key] = new
             say(f"{key}: deploy hook ran; consumer.env holds key {short(new)} -> {self.check_consumer()}")
+        elif event == "overlap-started" and "revoke" in line:
+            say(f"{key}: revoke: old key {short(old)} goes now, no overlap")
         elif event == "overlap-started":
             say(f"{key}: old key {short(old)} stays valid {OVERLAP}s more, for consumers still using it")
         elif event == "key-retired":
@@ -176,7 +178,8 @@ hooks = ["{DEMO}/hooks/write-consumer-env"]
                 when = f"; next at {stamp.astimezone().strftime('%H:%M:%S')}"
             if int(gen) > 1:
                 self.completed[key] += 1
-                say(f"{key}: rotation {self.completed[key]} of {ROTATIONS} complete{when}")
+                of = f" of {ROTATIONS}" if self.completed[key] <= ROTATIONS else ""
+                say(f"{key}: rotation {self.completed[key]}{of} complete{when}")
             else:
                 say(f"{key}: first key in place{when}")
         elif event in ("step-failed", "blocked"):

@@ -8,6 +8,8 @@ import KeyRotationAdapters
 //                            then load + decode it; prints latency percentiles
 //     engine ROTATIONS       drive one key through ROTATIONS full 90-day rotations
 //                            against an in-memory provider; prints the rate
+//     control SOCKET COUNT   COUNT status requests to a running daemon, one connection
+//                            each; prints round-trip latency percentiles
 
 func percentile(_ sorted: [Duration], _ p: Double) -> String {
     let index = min(sorted.count - 1, Int((Double(sorted.count - 1) * p).rounded()))
@@ -101,6 +103,19 @@ func benchEngine(rotations: Int) {
                  rotations, simulatedDays, actionCount, seconds * 1000, seconds * 1e6 / Double(rotations)))
 }
 
+func benchControl(socket: String, count: Int) throws {
+    let clock = ContinuousClock()
+    var latencies: [Duration] = []
+    for _ in 0..<count {
+        let start = clock.now
+        let response = try ControlClient.send(ControlRequest(command: .status), to: socket, expecting: [KeyProgress].self, timeout: .seconds(10))
+        guard response.ok else { throw ControlClientError(code: .badResponse, message: "\(response.error?.message ?? "no result")") }
+        latencies.append(clock.now - start)
+    }
+    latencies.sort()
+    print("control socket: \(count) status requests, round trip p50 \(percentile(latencies, 0.5)), p99 \(percentile(latencies, 0.99)), max \(percentile(latencies, 1))")
+}
+
 let arguments = CommandLine.arguments
 do {
     switch arguments.dropFirst().first {
@@ -108,8 +123,10 @@ do {
         try benchState(directory: arguments[2], keys: Int(arguments[3]) ?? 10, saves: Int(arguments[4]) ?? 100)
     case "engine" where arguments.count == 3:
         benchEngine(rotations: Int(arguments[2]) ?? 1000)
+    case "control" where arguments.count == 4:
+        try benchControl(socket: arguments[2], count: Int(arguments[3]) ?? 1000)
     default:
-        FileHandle.standardError.write(Data("usage: keyrotd-bench state DIR KEYS SAVES | engine ROTATIONS\n".utf8))
+        FileHandle.standardError.write(Data("usage: keyrotd-bench state DIR KEYS SAVES | engine ROTATIONS | control SOCKET COUNT\n".utf8))
         exit(64)
     }
 } catch {

@@ -33,7 +33,7 @@ struct AuditCommand: ParsableCommand {
         for key in report.keys {
             table.add([
                 key.id, key.name, key.workspaceName ?? key.workspaceID ?? "-",
-                Human.when(key.createdAt, now: now),
+                Human.span(seconds: max(0, Int64(now.timeIntervalSince(key.createdAt)))) + " ago",
                 key.lastUsed.map { String(Timestamp.format($0).prefix(10)) } ?? "never",
                 key.expiresOn.map { String(Timestamp.format($0).prefix(10)) } ?? "-",
                 key.managedAs.map { name in key.role.map { "\(name) (\($0.rawValue))" } ?? name } ?? "-",
