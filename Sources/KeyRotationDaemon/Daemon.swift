@@ -75,6 +75,9 @@ public final class Daemon {
     var control: ControlServer?
     /// The scheduled audit and budget check: what they remember, when they run next.
     var oversight: OversightSchedule
+    /// Alert hook batches still running: a stop waits for them (within the grace),
+    /// since their alerts are already recorded as raised.
+    var alertBatches = 0
 
     private init(
         options: DaemonOptions, logger: Logger, configuration: Configuration, providers: [String: any KeyProvider],
@@ -218,7 +221,7 @@ public final class Daemon {
                     group.cancelAll()
                 }
                 pingWatchdog()
-                if draining && running.isEmpty { break }
+                if draining && running.isEmpty && alertBatches == 0 { break }
                 if !draining { updateStatus() }
                 timer.schedule(at: nextWake())
             }
@@ -456,6 +459,10 @@ public final class Daemon {
             return
         }
         self.providers = providers
+        let socket = next.daemon.resolvedControlSocket(environment: options.environment)
+        if socket != control?.path {
+            logger.warning("[daemon] control_socket changed to \(socket): takes effect at the next start; still listening on \(control?.path ?? "-")")
+        }
         configuration = next
         configRejected = false
         for key in next.keys {

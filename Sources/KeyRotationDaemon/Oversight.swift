@@ -32,7 +32,10 @@ struct OversightSchedule {
 enum OversightOutcome: Sendable {
     /// The provider's key lists for an audit, scheduled (`requester` nil) or asked for.
     case audited(AuditListing, requester: ControlResponder?)
-    case spendRead(Result<[SpendFigure], StepFailure>)
+    /// The month's spend, and the instant it was read for (its month is the alerts' month).
+    case spendRead(Result<[SpendFigure], StepFailure>, at: Date)
+    /// A batch of alert hook runs has ended.
+    case alertsDone
     /// `delete-orphan`: the keyrotd-named keys, before anything is deleted.
     case orphanLookedUp(keyID: String, Result<(provider: String, key: ListedKey)?, StepFailure>, ControlResponder)
     case orphanDeleted(provider: String, key: ListedKey, StepFailure?, ControlResponder)
@@ -70,8 +73,9 @@ extension Daemon {
             let providers = self.providers
             let continuation = self.continuation
             group.addTask {
-                let result = await readSpend(providers, now: Date())
-                continuation.yield(.oversight(.spendRead(result)))
+                let at = Date()
+                let result = await readSpend(providers, now: at)
+                continuation.yield(.oversight(.spendRead(result, at: at)))
             }
         }
     }
@@ -100,8 +104,10 @@ extension Daemon {
         switch outcome {
         case .audited(let listing, let requester):
             finishAudit(listing, requester: requester, group: &group)
-        case .spendRead(let result):
-            finishBudget(result, group: &group)
+        case .spendRead(let result, let at):
+            finishBudget(result, at: at, group: &group)
+        case .alertsDone:
+            alertBatches -= 1
         case .orphanLookedUp(let keyID, let result, let responder):
             deleteOrphan(keyID, found: result, responder, group: &group)
         case .orphanDeleted(_, let key, let failure, let responder):
@@ -121,6 +127,8 @@ extension Daemon {
     private func finishAudit(_ listing: AuditListing, requester: ControlResponder?, group: inout TaskGroup<Void>) {
         let now = Date()
         if requester == nil { oversight.auditRunning = false }
+        // Stopping: a scheduled result is dropped unrecorded (the next start audits again).
+        if requester == nil && draining { return }
         if let failure = listing.failure {
             guard let requester else {
                 let retry = min(configuration.audit.every, .minutes(15))
@@ -142,8 +150,15 @@ extension Daemon {
             return
         }
         oversight.nextAudit = now + configuration.audit.every
+        let memory = oversight.audit
         let fresh = Audit.newFindings(in: report, memory: &oversight.audit)
         persist()
+        if dirty {
+            // Unrecorded findings would be written again after a restart: wait until the state can be written.
+            oversight.audit = memory
+            oversight.nextAudit = now + min(configuration.audit.every, .minutes(15))
+            return
+        }
         for finding in fresh {
             var metadata: Logger.Metadata = ["event": "audit-finding", "finding": "\(finding.kind.rawValue)"]
             if let key = finding.key { metadata["key"] = "\(key)" }
@@ -189,9 +204,10 @@ extension Daemon {
 
     // MARK: - Budget
 
-    private func finishBudget(_ result: Result<[SpendFigure], StepFailure>, group: inout TaskGroup<Void>) {
+    private func finishBudget(_ result: Result<[SpendFigure], StepFailure>, at readAt: Date, group: inout TaskGroup<Void>) {
         let now = Date()
         oversight.budgetRunning = false
+        if draining { return }
         let figures: [SpendFigure]
         switch result {
         case .failure(let failure):
@@ -204,9 +220,17 @@ extension Daemon {
         }
         oversight.nextBudget = now + configuration.budget.every
         let memory = oversight.budget
-        let alerts = Budget.alerts(figures: figures, thresholds: configuration.budget.thresholds, memory: &oversight.budget, now: now)
-        // Persisted before any hook runs: a restart never raises an alert twice.
-        if oversight.budget != memory { persist() }
+        let alerts = Budget.alerts(figures: figures, thresholds: configuration.budget.thresholds, memory: &oversight.budget, now: readAt)
+        // Persisted before any hook runs: a restart never raises an alert twice,
+        // and an alert that could not be recorded is not raised yet.
+        if oversight.budget != memory {
+            persist()
+            if dirty {
+                oversight.budget = memory
+                oversight.nextBudget = now + min(configuration.budget.every, .minutes(15))
+                return
+            }
+        }
         var hookRuns: [[String: String]] = []
         for alert in alerts {
             let figure = alert.figure
@@ -253,7 +277,10 @@ extension Daemon {
         let hooks = self.hooks
         let logger = self.logger
         let timeout = Self.alertTimeout
+        let continuation = self.continuation
+        alertBatches += 1
         group.addTask {
+            defer { continuation.yield(.oversight(.alertsDone)) }
             for variables in runs {
                 for path in paths {
                     let outcome = await hooks.runAlert(path: path, event: event, variables: variables, timeout: timeout)
@@ -315,8 +342,19 @@ extension Daemon {
                 message: "the provider has no keyrotd-made key with id \(keyID); delete-orphan only removes keys named keyrotd/…"))
             return
         }
-        if let owner = Self.owner(of: key, in: allRecords()) {
+        let records = allRecords()
+        if let owner = Self.owner(of: key, in: records) {
             responder.fail(ControlError(code: "refused", message: "\(keyID) (\(key.name)) is \(owner): not an orphan"))
+            return
+        }
+        if let adopter = configuration.keys.first(where: { $0.adopt == key.id }) {
+            responder.fail(ControlError(code: "refused", message: "\(keyID) (\(key.name)) is to be adopted by \(adopter.name): not an orphan"))
+            return
+        }
+        if let managed = Self.managedName(of: key.name), configuration.key(named: managed) == nil, records[managed] == nil {
+            responder.fail(ControlError(
+                code: "refused",
+                message: "\(keyID) (\(key.name)) belongs to \(managed), which this keyrotd never managed (another keyrotd sharing the organisation?): not deleted"))
             return
         }
         guard !draining, let provider = providers[providerName] else {
@@ -350,10 +388,14 @@ extension Daemon {
 /// The month's spend from every provider that reports it.
 private func readSpend(_ providers: [String: any KeyProvider], now: Date) async -> Result<[SpendFigure], StepFailure> {
     var figures: [SpendFigure] = []
-    for (_, provider) in providers.sorted(by: { $0.key < $1.key }) {
+    for (name, provider) in providers.sorted(by: { $0.key < $1.key }) {
         guard let source = provider as? any SpendSource else { continue }
         do {
-            figures += try await source.spend(now: now)
+            figures += try await source.spend(now: now).map { figure in
+                var figure = figure
+                figure.provider = name
+                return figure
+            }
         } catch {
             return .failure(error)
         }

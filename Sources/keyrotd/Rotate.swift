@@ -85,7 +85,11 @@ struct OperatorRequest {
             let progress: KeyProgress
             do {
                 let all = try ControlClient.send(ControlRequest(command: .status), to: socket, expecting: [KeyProgress].self, timeout: .seconds(10))
-                guard let mine = all.result?.first(where: { $0.key == key }) else {
+                guard all.ok, let keys = all.result else {
+                    // Stopping for a restart, or busy: the rotation resumes after it.
+                    throw ControlClientError(code: .io, message: all.error?.message ?? "the daemon did not answer")
+                }
+                guard let mine = keys.first(where: { $0.key == key }) else {
                     Console.error("keyrotd: the daemon no longer manages \(key)")
                     throw ExitCode.temporaryFailure
                 }

@@ -37,12 +37,14 @@ final class DaemonProcess {
 
 /// A deploy hook that writes the secret to `<dir>/consumer-<key>` atomically and
 /// appends `<key> <key_id> <epoch ms>` to `<dir>/deploys.log` after it did.
-func consumerHook(in scratch: Scratch, failingFor failing: String = "") throws -> String {
+/// With `delay`, the hook sleeps that long first (a slow consumer).
+func consumerHook(in scratch: Scratch, failingFor failing: String = "", delay: Int = 0) throws -> String {
     try scratch.write("hooks/consumer", """
         #!/bin/sh
         set -eu
         [ "$KEYROTD_EVENT" = deploy ] || exit 0
         [ "$KEYROTD_KEY" != "\(failing)" ] || { echo "refusing on purpose" >&2; exit 3; }
+        sleep \(delay)
         IFS= read -r secret
         umask 077
         printf '%s\\n' "$secret" > "\(scratch.path)/consumer-$KEYROTD_KEY.tmp"

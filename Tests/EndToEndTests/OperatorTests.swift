@@ -13,11 +13,14 @@ struct Fleet {
     let socket: String
     var daemon: DaemonProcess
 
-    init(keys: [String] = ["alpha"], rotateEvery: String = "1h", overlap: String = "30min", extra: String = "", seed: (MistralServer) async throws -> Void = { _ in }) async throws {
+    init(
+        keys: [String] = ["alpha"], rotateEvery: String = "1h", overlap: String = "30min", extra: String = "", hookDelay: Int = 0,
+        seed: (MistralServer) async throws -> Void = { _ in }
+    ) async throws {
         scratch = try Scratch()
         server = try MistralServer(in: scratch)
         try await seed(server)
-        let hook = try consumerHook(in: scratch)
+        let hook = try consumerHook(in: scratch, delay: hookDelay)
         config = try daemonConfig(in: scratch, server: server, keys: keys, hook: hook, rotateEvery: rotateEvery, overlap: overlap, extra: extra)
         socket = scratch.file("control.sock")
         daemon = try DaemonProcess(config: config, logPath: scratch.file("keyrotd.log"))
@@ -167,9 +170,26 @@ struct Fleet {
         #expect(pong.ok && pong.result?.keys == 1)
         let status = try ControlClient.send(ControlRequest(command: .status), to: fleet.socket, expecting: [KeyProgress].self, timeout: .seconds(10))
         #expect(status.result?.map(\.key) == ["alpha"])
-        let reply = try rawExchange(fleet.socket, Array("{\"version\":1,\"command\":\"status\"}\n".utf8))
+        #expect(await fleet.stop() == 0)
+    }
+
+    /// While a slow deploy hook holds the new secret (it is in the state until
+    /// every hook succeeded), no reply carries it.
+    @Test func noReplyCarriesTheSecretInFlight() async throws {
+        let fleet = try await Fleet(hookDelay: 3)
+        defer { fleet.scratch.remove() }
+        var replies: [String] = []
+        let deadline = Date() + 30
+        while deploys(in: fleet.scratch).isEmpty && Date() < deadline {
+            if let reply = try? rawExchange(fleet.socket, Array("{\"version\":1,\"command\":\"status\"}\n".utf8)) {
+                replies.append(reply)
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
         let secret = try String(contentsOfFile: fleet.scratch.file("consumer-alpha"), encoding: .utf8).trimmingCharacters(in: .newlines)
-        #expect(!reply.contains(secret), "a control reply carries the secret")
+        #expect(secret.count > 8)
+        #expect(replies.contains { $0.contains("\"deploying\"") }, "no reply was taken while the hook ran")
+        #expect(!replies.contains { $0.contains(secret) }, "a control reply carries the secret")
         #expect(await fleet.stop() == 0)
     }
 }

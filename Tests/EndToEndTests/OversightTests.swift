@@ -14,6 +14,7 @@ private let day: TimeInterval = 86_400
         var ciBot = ""
         var oldBot = ""
         var soonBot = ""
+        var foreign = ""
         var orphan = ""
     }
 
@@ -31,8 +32,8 @@ private let day: TimeInterval = 86_400
         seeded.soonBot = try await add([
             "name": "soon-bot", "last_used": Timestamp.format(now), "expiration_date": String(Timestamp.format(now + 2 * day).prefix(10)),
         ])
-        // A key of a team no longer configured, created by a keyrotd that lost its state.
-        seeded.orphan = try await add(["name": "keyrotd/retired-team/g7/abcdef", "created_at": Timestamp.format(now - 60)])
+        // Named like keyrotd's keys, but for a key this keyrotd never had (another keyrotd's?).
+        seeded.foreign = try await add(["name": "keyrotd/other-team/g7/abcdef", "created_at": Timestamp.format(now - 60)])
         return seeded
     }
 
@@ -43,6 +44,11 @@ private let day: TimeInterval = 86_400
         }
         defer { fleet.scratch.remove() }
         let current = try await fleet.firstDeploy(of: "alpha")
+        // An orphan of alpha (a create whose record was lost), seeded once the first
+        // rotation's end-of-rotation sweep (which would delete it) is over.
+        #expect(try await waitFor(seconds: 20) { !fleet.events("rotation-completed").isEmpty })
+        let orphanKey = try #require(try await fleet.server.control(.post, "/_control/keys", ["name": "keyrotd/alpha/g9/abcdef"]) as? [String: Any])
+        seeded.orphan = try #require(orphanKey.string("key_id"))
 
         let first = try fleet.cli(["audit", "--json"])
         #expect(first.status == 0, "\(first)")
@@ -50,10 +56,10 @@ private let day: TimeInterval = 86_400
         let found = report.findings.map { "\($0.kind.rawValue):\($0.keyID ?? "-")" }.sorted()
         let expected = [
             "unmanaged:\(seeded.ciBot)", "unmanaged:\(seeded.oldBot)", "stale:\(seeded.oldBot)", "over-age:\(seeded.oldBot)",
-            "unmanaged:\(seeded.soonBot)", "expiring:\(seeded.soonBot)", "orphan:\(seeded.orphan)",
+            "unmanaged:\(seeded.soonBot)", "expiring:\(seeded.soonBot)", "unmanaged:\(seeded.foreign)", "orphan:\(seeded.orphan)",
         ].sorted()
         #expect(found == expected, "\(first.stdout)")
-        #expect(report.keys.count == 5)
+        #expect(report.keys.count == 6)
         #expect(report.keys.first { $0.id == current }?.managedAs == "alpha")
         #expect(report.findings.first { $0.kind == .orphan }?.remedy == "keyrotd delete-orphan \(seeded.orphan)")
         #expect(report.spend != nil, "spend against limit is part of the audit")
@@ -63,7 +69,7 @@ private let day: TimeInterval = 86_400
         #expect(Self.withoutGeneratedAt(second.stdout) == Self.withoutGeneratedAt(first.stdout))
         let table = try fleet.cli(["audit"])
         #expect(table.status == 0)
-        #expect(table.stdout.contains("7 finding(s)") && table.stdout.contains("fix: keyrotd delete-orphan \(seeded.orphan)"), "\(table.stdout)")
+        #expect(table.stdout.contains("8 finding(s)") && table.stdout.contains("fix: keyrotd delete-orphan \(seeded.orphan)"), "\(table.stdout)")
 
         // The scheduled audit (every second) writes each finding once, across a restart.
         _ = try await waitFor(seconds: 20) { fleet.events("audit-finding").count >= expected.count }
@@ -72,7 +78,7 @@ private let day: TimeInterval = 86_400
         try await Task.sleep(for: .seconds(4))
         let journal = fleet.events("audit-finding")
         #expect(journal.count == expected.count, "\(journal.joined(separator: "\n"))")
-        for id in [seeded.ciBot, seeded.oldBot, seeded.soonBot, seeded.orphan] {
+        for id in [seeded.ciBot, seeded.oldBot, seeded.soonBot, seeded.foreign, seeded.orphan] {
             #expect(journal.contains { $0.contains("key_id=\(id)") })
         }
 
@@ -80,8 +86,10 @@ private let day: TimeInterval = 86_400
         let refused = try fleet.cli(["delete-orphan", current])
         #expect(refused.status == 75)
         #expect(refused.stderr.contains("is the current key of alpha: not an orphan"), "\(refused.stderr)")
-        let foreign = try fleet.cli(["delete-orphan", seeded.ciBot])
-        #expect(foreign.status == 64, "\(foreign)")
+        let unmanaged = try fleet.cli(["delete-orphan", seeded.ciBot])
+        #expect(unmanaged.status == 64, "\(unmanaged)")
+        let foreign = try fleet.cli(["delete-orphan", seeded.foreign])
+        #expect(foreign.status == 75 && foreign.stderr.contains("never managed"), "\(foreign)")
         let deleted = try fleet.cli(["delete-orphan", seeded.orphan])
         #expect(deleted.status == 0, "\(deleted)")
         #expect(try await fleet.server.keys().first { $0.string("key_id") == seeded.orphan }?["deleted_at"] is String)

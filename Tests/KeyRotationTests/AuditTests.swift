@@ -210,6 +210,27 @@ private typealias F = Fixture
         #expect(report.keys[0].managedAs == nil, "an orphan is not managed")
     }
 
+    /// Another keyrotd sharing the organisation names its keys the same way: a
+    /// keyrotd-named key of a key this one never had is unmanaged, never an orphan.
+    @Test func aKeyrotdKeyOfAKeyThisKeyrotdNeverHadIsNotAnOrphan() throws {
+        let foreign = F.listed("k7", "keyrotd/other-team/g4/abcdef", created: .hours(2))
+        let report = F.run([foreign], [], configured: [F.managed("dev-team")])
+        #expect(report.findings.map(\.kind) == [.unmanaged])
+        #expect(report.findings.first?.remedy == nil)
+        #expect(report.findings.first?.message.contains("another keyrotd") == true)
+        // …but a key removed from the configuration still has its record: its orphans are ours.
+        let removed = F.run([foreign], [F.record("other-team", current: nil)], configured: [F.managed("dev-team")])
+        #expect(removed.findings.map(\.kind) == [.orphan])
+    }
+
+    @Test func aKeyWaitingToBeAdoptedIsNeitherUnmanagedNorAnOrphan() throws {
+        let waiting = F.listed("k8", "keyrotd/dev-team/g1/abcdef", created: .hours(2))
+        var managed = F.managed("dev-team")
+        managed.adopt = "k8"
+        let report = F.run([waiting], [F.record("dev-team", current: nil)], configured: [managed])
+        #expect(report.findings.isEmpty, "\(report.findings)")
+    }
+
     @Test func anUnmanagedKeyIsNotManagedByThisKeyrotd() throws {
         let report = F.run([F.listed("k1", "prod\nline", created: .days(1))], [], configured: [])
         let finding = try #require(report.findings.first)

@@ -133,4 +133,15 @@ import Testing
         ], "no workspace, and no currency when the provider gave none")
         #expect(Budget.hookVariables(alert).keys.allSatisfy { $0.hasPrefix("KEYROTD_") })
     }
+
+    @Test func twoProvidersAreTwoOrganisations() {
+        var first = SpendFigure(scope: .organization, spent: 60, limit: 100, currency: "EUR")
+        first.provider = "mistral-eu"
+        var second = first
+        second.provider = "mistral-us"
+        var memory: BudgetMemory?
+        let alerts = Budget.alerts(figures: [first, second], thresholds: [50], memory: &memory, now: Date(timeIntervalSince1970: 1_790_000_000))
+        #expect(alerts.map(\.id) == ["mistral-eu:organization@50", "mistral-us:organization@50"])
+        #expect(Budget.hookVariables(alerts[1])["KEYROTD_PROVIDER"] == "mistral-us")
+    }
 }

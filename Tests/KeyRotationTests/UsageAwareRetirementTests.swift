@@ -86,12 +86,33 @@ import Testing
         #expect(!actions.contains { if case .listKeys = $0 { true } else { false } })
     }
 
-    @Test func aFailedUsageLookIsRetriedAndDeletesNothing() throws {
-        var (sim, old, _) = try inOverlap()
+    @Test func aFailedUsageLookIsRetriedBeforeAnythingIsDeleted() throws {
+        var (sim, old, deployed) = try inOverlap()
         sim.inject.append((.list, StepFailure(kind: .transient, code: "http_503", message: "unavailable")))
         try sim.run { $0.record.phase == .idle }
         #expect(sim.events.contains { $0.kind == .stepFailed && $0.failure?.code == "http_503" })
-        #expect(sim.provider.keys[old]?.deletedAt != nil)
+        let deletedAt = try #require(sim.provider.keys[old]?.deletedAt)
+        #expect(deletedAt > deployed + .hours(24), "deleted only after a look that succeeded, later")
+    }
+
+    @Test func aRevokeIsNotHeldUpByAUsageLookBackingOff() throws {
+        var (sim, old, _) = try inOverlap()
+        sim.inject.append((.list, StepFailure(kind: .transient, code: "http_503", message: "unavailable")))
+        try sim.run { $0.record.lastError?.code == "http_503" }
+        #expect(sim.record.retryAt != nil)
+        try sim.send(.revokeRequested)
+        #expect(sim.provider.keys[old]?.deletedAt == sim.now)
+    }
+
+    @Test func aUsageLookThatKeepsFailingNeverKeepsTheKeyPastMaxOverlap() throws {
+        var (sim, old, deployed) = try inOverlap()
+        sim.provider.usedUntil[old] = .distantFuture
+        for _ in 0..<2_000 {
+            sim.inject.append((.list, StepFailure(kind: .needsOperator, code: "http_403", message: "not allowed")))
+        }
+        try sim.run { $0.record.phase == .idle }
+        let deletedAt = try #require(sim.provider.keys[old]?.deletedAt)
+        #expect(deletedAt == deployed + .days(7))
     }
 
     @Test func extensionsSurviveACrashAtEveryStep() throws {

@@ -337,13 +337,13 @@ public struct RotationMachine: Sendable {
             return beginRetiring()
         }
         let deployedAt = previous.deployedAt ?? (previous.retireAt - policy.overlap)
+        let limit = deployedAt + policy.maxOverlap
         record.previous?.usageCheckedAt = now
         guard let lastUsed = listed.lastUsed, Self.stillUsed(
             lastUsed: lastUsed, deployedAt: deployedAt, lastLook: previous.usageCheckedAt)
         else {
             return beginRetiring()
         }
-        let limit = deployedAt + policy.maxOverlap
         let used = String(Timestamp.format(lastUsed).prefix(10))
         guard now < limit else {
             return [emit(
@@ -447,6 +447,14 @@ public struct RotationMachine: Sendable {
 
     private mutating func failed(_ failure: StepFailure, now: Date) -> [Action] {
         let step = record.phase
+        if step == .overlapping, record.revoking || now >= retirementLimit ?? .distantFuture {
+            // The usage look failed, but the old key goes anyway: revoked, or max_overlap reached.
+            let note = emit(.stepFailed, keyID: record.current?.id, oldKeyID: record.previous?.key.id,
+                            "could not read the old key's last use (\(failure)); deleting it anyway (\(record.revoking ? "revoked" : "max_overlap reached"))",
+                            failure: failure)
+            clearFailure()
+            return [note] + beginRetiring()
+        }
         record.lastError = failure
         if failure.kind == .deferred {
             record.retryAt = now + policy.retryInitial
@@ -457,7 +465,7 @@ public struct RotationMachine: Sendable {
         if failure.kind == .needsOperator || brokenKey {
             record.blockedStep = step
             record.phase = .blocked
-            record.retryAt = now + policy.blockedRetry
+            record.retryAt = capped(now + policy.blockedRetry, step: step, now: now)
             return [
                 .persist,
                 emit(.blocked, keyID: record.pending?.id,
@@ -467,13 +475,26 @@ public struct RotationMachine: Sendable {
         }
         // A Retry-After is honoured, within reason: never beyond the slow retry of a blocked step.
         let delay = failure.retryAfter.map { min(max($0, .seconds(1)), policy.blockedRetry) } ?? backoff()
-        record.retryAt = now + delay
+        record.retryAt = capped(now + delay, step: step, now: now)
         return [
             .persist,
             emit(.stepFailed, keyID: record.pending?.id,
                  "\(step.rawValue) failed (attempt \(record.attempts), retry in \(delay)): \(failure)",
                  failure: failure),
         ]
+    }
+
+    /// When the old key goes at the latest: deploy + max_overlap.
+    private var retirementLimit: Date? {
+        guard let previous = record.previous else { return nil }
+        return (previous.deployedAt ?? (previous.retireAt - policy.overlap)) + policy.maxOverlap
+    }
+
+    /// A failing usage look never keeps the old key past max_overlap: its retry is
+    /// due by then at the latest, and a failure then deletes the key anyway.
+    private func capped(_ retryAt: Date, step: Phase, now: Date) -> Date {
+        guard step == .overlapping, let limit = retirementLimit else { return retryAt }
+        return min(retryAt, max(now, limit))
     }
 
     /// Capped exponential backoff with full jitter: uniform in
@@ -535,6 +556,7 @@ public struct RotationMachine: Sendable {
             record.revoking = true
             record.revokeQueued = true
             record.previous?.retireAt = now
+            record.retryAt = nil  // a usage look backing off must not hold up a revoke
             return [note, .persist] + tick(now: now)
         case .retiring:
             record.revoking = true

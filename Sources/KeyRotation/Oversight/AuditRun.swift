@@ -77,12 +77,20 @@ private struct AuditRules {
     /// The longest `rotate_every` configured: nothing here should live longer
     /// unrotated, so an unmanaged key older than this is flagged.
     let longestRotation: TimeSpan?
+    /// Managed key names this keyrotd has or had (configured, or in a state record):
+    /// only `keyrotd/<one of these>/…` can be its orphans. Another keyrotd sharing
+    /// the organisation names its keys the same way, and those are not ours to delete.
+    let ownNames: Set<String>
+    /// Provider key ids a configured key is to adopt: about to be managed.
+    let adoptIDs: Set<String>
 
     init(records: [String: KeyRecord], configured: [ManagedKey], staleAfter: TimeSpan, now: Date) {
         self.configured = Dictionary(configured.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.staleAfter = staleAfter
         self.now = now
         longestRotation = configured.map(\.policy.rotateEvery).max()
+        ownNames = Set(records.keys).union(configured.map(\.name))
+        adoptIDs = Set(configured.compactMap(\.adopt))
         var byID: [String: Owner] = [:]
         var inFlight: [String: Owner] = [:]
         // Sorted, so that in the (corrupt) case of two records claiming one key the result is still stable.
@@ -125,12 +133,22 @@ private struct AuditRules {
                 .unmanaged,
                 "key \(s.key.id) of \(owner.record.name): the managed key \(owner.record.name) was removed from the configuration and this key is no longer rotated")
         }
-        guard !s.isKeyrotdNamed else { return nil }
+        guard !isOrphanCandidate(s), !adoptIDs.contains(s.key.id) else { return nil }
+        if s.isKeyrotdNamed {
+            return s.finding(
+                .unmanaged,
+                "key \(s.key.id) \(s.quotedName) is named like a keyrotd key, but \(s.managedKey ?? "its key") is no key of this keyrotd (another keyrotd sharing the organisation?)")
+        }
         return s.finding(.unmanaged, "key \(s.key.id) \(s.quotedName) is not managed by this keyrotd")
     }
 
+    /// Named `keyrotd/<key>/…` for a key this keyrotd has or had.
+    private func isOrphanCandidate(_ s: Subject) -> Bool {
+        s.isKeyrotdNamed && s.managedKey.map(ownNames.contains) == true
+    }
+
     private func orphan(_ s: Subject) -> AuditFinding? {
-        guard s.owner == nil, s.isKeyrotdNamed else { return nil }
+        guard s.owner == nil, isOrphanCandidate(s), !adoptIDs.contains(s.key.id) else { return nil }
         return s.finding(
             .orphan,
             "key \(s.key.id) \(s.quotedName) was created by keyrotd for \(s.managedKey ?? "?") but no state record knows it: its secret is lost (an interrupted create or a crash)",

@@ -8,6 +8,9 @@ public struct SpendFigure: Codable, Sendable, Equatable {
     }
 
     public var scope: Scope
+    /// The `[providers.*]` section the figure was read from (set by the daemon;
+    /// two providers may be two organisations).
+    public var provider: String?
     public var workspaceID: String?
     public var workspaceName: String?
     /// Spend this month so far.
@@ -28,16 +31,18 @@ public struct SpendFigure: Codable, Sendable, Equatable {
     /// Spend as a percentage of the limit.
     public var percent: Double { limit > 0 ? spent / limit * 100 : 0 }
 
-    /// `organization` or `workspace:<id>`: what alerts are remembered by.
+    /// `organization` or `workspace:<id>`, after `<provider>:` when known: what
+    /// alerts are remembered by.
     public var scopeID: String {
-        switch scope {
+        let base = switch scope {
         case .organization: "organization"
         case .workspace: "workspace:\(workspaceID ?? "")"
         }
+        return provider.map { "\($0):\(base)" } ?? base
     }
 
     enum CodingKeys: String, CodingKey {
-        case scope, spent, limit, currency
+        case scope, provider, spent, limit, currency
         case workspaceID = "workspace_id"
         case workspaceName = "workspace_name"
     }
@@ -46,6 +51,7 @@ public struct SpendFigure: Codable, Sendable, Equatable {
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(scope, forKey: .scope)
+        try c.encode(provider, forKey: .provider)
         try c.encode(workspaceID, forKey: .workspaceID)
         try c.encode(workspaceName, forKey: .workspaceName)
         try c.encode(spent, forKey: .spent)

@@ -71,6 +71,7 @@ public enum Budget {
             "KEYROTD_BUDGET_LIMIT": decimal(figure.limit, digits: 2),
             "KEYROTD_BUDGET_MONTH": alert.month,
         ]
+        if let provider = figure.provider { variables["KEYROTD_PROVIDER"] = provider }
         if figure.scope == .workspace {
             variables["KEYROTD_WORKSPACE"] = figure.workspaceID
             variables["KEYROTD_WORKSPACE_NAME"] = figure.workspaceName
