@@ -389,7 +389,9 @@ public final class Daemon {
         for (name, machine) in machines { keys[name] = machine.record }
         do {
             let document = StateDocument(keys: keys, audit: oversight.audit, budget: oversight.budget)
+            Failpoint.hit(.persistBefore)
             try stateFile.save(body: try document.encoded(), version: StateDocument.schemaVersion)
+            Failpoint.hit(.persistAfter)
             if dirty { logger.notice("the state file is written again") }
             dirty = false
         } catch {
@@ -535,19 +537,32 @@ private func performStep(
     do {
         switch action {
         case .createKey(let name, let lifetime):
-            return .created(try await provider.createKey(
-                name: name, expiration: now + lifetime, workspace: key.workspace, user: key.user))
+            Failpoint.hit(.createBefore)
+            let created = try await provider.createKey(
+                name: name, expiration: now + lifetime, workspace: key.workspace, user: key.user)
+            Failpoint.hit(.createAfter)
+            return .created(created)
         case .listKeys(let filter):
-            return .listed(try await provider.listKeys(nameContains: filter))
+            Failpoint.hit(.listBefore)
+            let keys = try await provider.listKeys(nameContains: filter)
+            Failpoint.hit(.listAfter)
+            return .listed(keys)
         case .verifyKey(_, let secret):
+            Failpoint.hit(.verifyBefore)
             try await provider.verifyKey(secret: secret)
+            Failpoint.hit(.verifyAfter)
             return .verified
         case .deleteKey(let id):
+            Failpoint.hit(.deleteBefore)
             try await provider.deleteKey(id: id)
+            Failpoint.hit(.deleteAfter)
             return .deleted(keyID: id)
         case .runHook(let invocation):
+            let deploy = invocation.event == .deploy
+            Failpoint.hit(deploy ? .deployHookBefore : .retireHookBefore)
             let outcome = await hooks.run(invocation, provider: providerName, timeout: key.policy.hookTimeout)
             if case .failed(let failure) = outcome { return .failed(failure) }
+            Failpoint.hit(deploy ? .deployHookAfter : .retireHookAfter)
             return .hookSucceeded(path: invocation.path)
         case .persist, .emit, .refuse:
             return .tick

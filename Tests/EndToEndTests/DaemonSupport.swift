@@ -107,3 +107,53 @@ extension Dictionary where Key == String, Value == Any {
     func string(_ key: String) -> String? { self[key] as? String }
     func date(_ key: String) -> Date? { (self[key] as? String).flatMap(Timestamp.parse) }
 }
+
+/// The promises that must hold once a daemon has settled after crashes, kills
+/// or faults, checked against the server's keys and request log and the
+/// consumer hook's deploy log: exactly one live keyrotd key per managed key;
+/// every consumer holds a key the server accepts; no deployed key was deleted
+/// before its successor was deployed and `overlap` had passed; every key
+/// created but never deployed (its secret lost) is deleted. Returns the number
+/// of completed rotations and of keys created.
+@discardableResult
+func checkSettledInvariants(
+    scratch: Scratch, server: MistralServer, keys names: [String], overlap: TimeInterval,
+    sourceLocation: SourceLocation = #_sourceLocation
+) async throws -> (rotations: Int, created: Int) {
+    let keys = try await server.keys()
+    let log = try await server.requestLog()
+    let deployed = deploys(in: scratch)
+    var rotations = 0
+    for name in names {
+        let mine = keys.filter { $0.string("name")?.hasPrefix("keyrotd/\(name)/") == true }
+        let live = mine.filter { !($0["deleted_at"] is String) }
+        #expect(live.count == 1, "\(name): \(live.count) live keys", sourceLocation: sourceLocation)
+        let consumer = try String(contentsOfFile: scratch.file("consumer-\(name)"), encoding: .utf8).trimmingCharacters(in: .newlines)
+        #expect(await server.accepts(Secret(consumer)), "\(name): the consumer holds a key the server refuses", sourceLocation: sourceLocation)
+        let order = deployed.filter { $0.key == name }.reduce(into: [(id: String, at: Date)]()) { order, entry in
+            if !order.contains(where: { $0.id == entry.id }) { order.append((entry.id, entry.at)) }
+        }
+        rotations += max(0, order.count - 1)
+        for (previous, next) in zip(order, order.dropFirst()) {
+            let deletion = try #require(
+                log.first { $0.string("method") == "DELETE" && $0.string("key_id") == previous.id && ($0["status"] as? Int) == 200 },
+                "\(name): deployed key \(previous.id) was never deleted", sourceLocation: sourceLocation)
+            let deletedAt = try #require(deletion.date("time"), sourceLocation: sourceLocation)
+            #expect(deletedAt.timeIntervalSince(next.at) >= overlap - 0.01,
+                    "\(name): \(previous.id) deleted \(deletedAt.timeIntervalSince(next.at))s after its successor's deploy",
+                    sourceLocation: sourceLocation)
+        }
+        for key in mine where !order.contains(where: { $0.id == key.string("key_id") }) {
+            #expect(key["deleted_at"] is String, "\(name): orphan \(key.string("key_id") ?? "?") survived", sourceLocation: sourceLocation)
+        }
+    }
+    return (rotations, keys.count)
+}
+
+/// `keyrotd status` shows `keys` keys, every one idle with no old key left to retire.
+func allIdle(config: String, keys count: Int) throws -> Bool {
+    let status = try keyrotd(["status", "--json", "--config", config])
+    let object = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any]
+    let keys = object?["keys"] as? [[String: Any]] ?? []
+    return keys.count == count && keys.allSatisfy { $0["phase"] as? String == "idle" && $0["retiring_key_id"] is NSNull }
+}

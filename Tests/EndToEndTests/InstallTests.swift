@@ -72,6 +72,9 @@ import Testing
         #expect(help.stdout.contains("check-config"))
         let libraries = try runTool("/usr/bin/ldd", [tree.path("/usr/local/bin/keyrotd")])
         #expect(!libraries.stdout.contains("libswiftCore"), "\(libraries)")
+        // No failpoint can be switched on in the release binary: the code reading them is not there.
+        let binary = try Data(contentsOf: URL(fileURLWithPath: tree.path("/usr/local/bin/keyrotd")))
+        #expect(binary.range(of: Data("KEYROTD_FAILPOINT".utf8)) == nil, "the release binary contains failpoint code")
 
         // The installed unit passes verify with the binary where DESTDIR put it;
         // with MANPATH at the staged man pages its Documentation=man:keyrotd(8) resolves.

@@ -15,7 +15,7 @@ struct Fleet {
 
     init(
         keys: [String] = ["alpha"], rotateEvery: String = "1h", overlap: String = "30min", extra: String = "", hookDelay: Int = 0,
-        seed: (MistralServer) async throws -> Void = { _ in }
+        environment: [String: String] = [:], seed: (MistralServer) async throws -> Void = { _ in }
     ) async throws {
         scratch = try Scratch()
         server = try MistralServer(in: scratch)
@@ -23,7 +23,7 @@ struct Fleet {
         let hook = try consumerHook(in: scratch, delay: hookDelay)
         config = try daemonConfig(in: scratch, server: server, keys: keys, hook: hook, rotateEvery: rotateEvery, overlap: overlap, extra: extra)
         socket = scratch.file("control.sock")
-        daemon = try DaemonProcess(config: config, logPath: scratch.file("keyrotd.log"))
+        daemon = try DaemonProcess(config: config, logPath: scratch.file("keyrotd.log"), environment: environment)
     }
 
     /// Stops the daemon (SIGTERM) and starts a new one on the same files;
@@ -36,8 +36,8 @@ struct Fleet {
     }
 
     /// Starts a new daemon (the old one must have exited), logging to a new file.
-    mutating func start() throws {
-        daemon = try DaemonProcess(config: config, logPath: scratch.file("keyrotd-\(UUID().uuidString.prefix(4)).log"))
+    mutating func start(environment: [String: String] = [:]) throws {
+        daemon = try DaemonProcess(config: config, logPath: scratch.file("keyrotd-\(UUID().uuidString.prefix(4)).log"), environment: environment)
     }
 
     func stop() async -> Int32? {

@@ -10,6 +10,10 @@ let keyrotdBinary: String = {
 
 typealias Outcome = ToolRun
 
+/// `KEYROTD_LONG_TESTS=1` (`scripts/test --long`): the long versions of the crash,
+/// kill and fuzz suites.
+let longTests = ProcessInfo.processInfo.environment["KEYROTD_LONG_TESTS"] == "1"
+
 /// Runs the real binary with a clean environment (plus `environment`), no stdin.
 func keyrotd(_ arguments: [String], environment: [String: String] = [:]) throws -> Outcome {
     try runTool(keyrotdBinary, arguments, environment: ["PATH": "/usr/bin:/bin", "TZ": "UTC"].merging(environment) { $1 })
