@@ -1,4 +1,5 @@
 import Foundation
+import KeyRotationAdapters
 import Logging
 #if DEBUG || KEYROTD_FAILPOINTS
 import Synchronization
@@ -36,7 +37,7 @@ enum Failpoint {
         #if DEBUG || KEYROTD_FAILPOINTS
         guard let armed = Armed.current, armed.point == point else { return }
         guard Armed.hits.add(1, ordering: .sequentiallyConsistent).newValue == armed.nth else { return }
-        FileHandle.standardError.write(Data("failpoint \(point.rawValue)@\(armed.nth): exiting now\n".utf8))
+        StandardError.write("failpoint \(point.rawValue)@\(armed.nth): exiting now\n")
         _exit(99)
         #endif
     }
@@ -50,7 +51,7 @@ enum Failpoint {
             guard let text = ProcessInfo.processInfo.environment["KEYROTD_FAILPOINT"], !text.isEmpty else { return nil }
             let parts = text.split(separator: "@", maxSplits: 1)
             guard let point = Point(rawValue: String(parts[0])) else {
-                FileHandle.standardError.write(Data("KEYROTD_FAILPOINT=\(text): unknown failpoint\n".utf8))
+                StandardError.write("KEYROTD_FAILPOINT=\(text): unknown failpoint\n")
                 exit(64)
             }
             let nth = parts.count > 1 ? Int(parts[1]) ?? 1 : 1

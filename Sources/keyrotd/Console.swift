@@ -1,9 +1,10 @@
 import Foundation
 import KeyRotation
+import KeyRotationAdapters
 
 enum Console {
     static func error(_ line: String) {
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        StandardError.write(line + "\n")
     }
 
     /// Stable JSON: sorted keys, ISO 8601 times in UTC with milliseconds.

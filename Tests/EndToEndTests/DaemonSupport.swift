@@ -9,10 +9,12 @@ final class DaemonProcess {
     let child: ChildProcess
     let logPath: String
 
-    init(config: String, logPath: String, environment: [String: String] = [:]) throws {
+    /// `launcher`: a program and its arguments that exec keyrotd (e.g. fiu-run).
+    init(config: String, logPath: String, environment: [String: String] = [:], launcher: [String] = []) throws {
         self.logPath = logPath
+        let command = launcher + [keyrotdBinary, "run", "--config", config]
         child = try ChildProcess(
-            keyrotdBinary, ["run", "--config", config],
+            command[0], Array(command.dropFirst()),
             environment: ["PATH": "/usr/bin:/bin", "TZ": "UTC", "SWIFT_BACKTRACE": "enable=no"].merging(environment) { $1 },
             output: logPath)
     }

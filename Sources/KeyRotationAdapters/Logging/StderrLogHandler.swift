@@ -30,7 +30,7 @@ public struct StderrLogHandler: LogHandler {
         }
         line += "\n"
         Self.lock.withLock { _ in
-            FileHandle.standardError.write(Data(line.utf8))
+            StandardError.write(line)
         }
     }
 
