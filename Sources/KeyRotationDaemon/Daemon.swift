@@ -429,7 +429,8 @@ public final class Daemon {
             switch settings.type {
             case .mistral:
                 providers[name] = MistralProvider(
-                    baseURL: settings.baseURL, adminKey: adminKey, requestsPerMinute: settings.requestsPerMinute)
+                    baseURL: settings.baseURL, adminKey: adminKey, requestsPerMinute: settings.requestsPerMinute,
+                    http: HTTPClient(totalTimeout: .milliseconds(settings.timeout.milliseconds)))
             }
         }
         return providers

@@ -59,7 +59,7 @@ func consumerHook(in scratch: Scratch, failingFor failing: String = "", delay: I
 
 func daemonConfig(
     in scratch: Scratch, server: MistralServer, keys: [String], hook: String,
-    rotateEvery: String, overlap: String, extra: String = ""
+    rotateEvery: String, overlap: String, extra: String = "", providerExtra: String = ""
 ) throws -> String {
     var text = """
         [daemon]
@@ -80,6 +80,7 @@ func daemonConfig(
         base_url = "\(server.baseURL)"
         admin_key_file = "\(server.adminKeyFile)"
         requests_per_minute = 60000
+        \(providerExtra)
 
         """
     for key in keys {

@@ -14,14 +14,17 @@ struct Fleet {
     var daemon: DaemonProcess
 
     init(
-        keys: [String] = ["alpha"], rotateEvery: String = "1h", overlap: String = "30min", extra: String = "", hookDelay: Int = 0,
-        environment: [String: String] = [:], seed: (MistralServer) async throws -> Void = { _ in }
+        keys: [String] = ["alpha"], rotateEvery: String = "1h", overlap: String = "30min", extra: String = "",
+        providerExtra: String = "", hookDelay: Int = 0, environment: [String: String] = [:],
+        seed: (MistralServer) async throws -> Void = { _ in }
     ) async throws {
         scratch = try Scratch()
         server = try MistralServer(in: scratch)
         try await seed(server)
         let hook = try consumerHook(in: scratch, delay: hookDelay)
-        config = try daemonConfig(in: scratch, server: server, keys: keys, hook: hook, rotateEvery: rotateEvery, overlap: overlap, extra: extra)
+        config = try daemonConfig(
+            in: scratch, server: server, keys: keys, hook: hook, rotateEvery: rotateEvery, overlap: overlap, extra: extra,
+            providerExtra: providerExtra)
         socket = scratch.file("control.sock")
         daemon = try DaemonProcess(config: config, logPath: scratch.file("keyrotd.log"), environment: environment)
     }

@@ -77,7 +77,7 @@ private struct Reader {
     static let defaultsKeys = policyKeys + ["alert_hooks"]
     static let auditKeys = ["every", "stale_after"]
     static let budgetKeys = ["every", "thresholds"]
-    static let providerKeys = ["type", "base_url", "admin_key_credential", "admin_key_file", "requests_per_minute"]
+    static let providerKeys = ["type", "base_url", "admin_key_credential", "admin_key_file", "requests_per_minute", "timeout"]
     static let keyKeys = policyKeys + ["provider", "workspace", "user", "hooks", "adopt"]
 
     mutating func configuration(_ root: TOMLTable) -> Configuration {
@@ -211,8 +211,18 @@ private struct Reader {
             }
         }
 
+        var timeout = ProviderSettings.defaultTimeout
+        if let value = positiveSpan(section, path, "timeout") {
+            if value > .minutes(10) {
+                report(path, "timeout", "must be at most 10min, not \(value)")
+            } else {
+                timeout = value
+            }
+        }
+
         guard ok, let type, let baseURL, let adminKey else { return nil }
-        return ProviderSettings(name: name, type: type, baseURL: baseURL, adminKey: adminKey, requestsPerMinute: rpm)
+        return ProviderSettings(
+            name: name, type: type, baseURL: baseURL, adminKey: adminKey, requestsPerMinute: rpm, timeout: timeout)
     }
 
     mutating func managedKey(

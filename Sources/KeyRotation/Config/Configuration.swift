@@ -111,6 +111,10 @@ public struct ProviderSettings: Sendable, Equatable {
     public var adminKey: AdminKeySource
     /// keyrotd paces its own admin calls to stay under this.
     public var requestsPerMinute: Int
+    /// Longest an HTTP call may take, connection included (`timeout`, default 30s).
+    public var timeout: TimeSpan
+
+    public static let defaultTimeout = TimeSpan.seconds(30)
 }
 
 public struct ManagedKey: Sendable, Equatable {
