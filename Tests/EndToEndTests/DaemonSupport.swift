@@ -160,3 +160,24 @@ func allIdle(config: String, keys count: Int) throws -> Bool {
     let keys = object?["keys"] as? [[String: Any]] ?? []
     return keys.count == count && keys.allSatisfy { $0["phase"] as? String == "idle" && $0["retiring_key_id"] is NSNull }
 }
+
+/// Runs `body` for every case, `width` at a time (each run mostly waits on a
+/// daemon's seconds-long schedule); returns the failures the runs reported.
+func runConcurrently<Case: Sendable>(
+    _ cases: [Case], width: Int = 4, _ body: @escaping @Sendable (Case) async throws -> String?
+) async throws -> [String] {
+    var failures: [String] = []
+    try await withThrowingTaskGroup(of: String?.self) { group in
+        var next = cases.makeIterator()
+        func addNext() {
+            guard let item = next.next() else { return }
+            group.addTask { try await body(item) }
+        }
+        for _ in 0..<width { addNext() }
+        while let failure = try await group.next() {
+            if let failure { failures.append(failure) }
+            addNext()
+        }
+    }
+    return failures
+}

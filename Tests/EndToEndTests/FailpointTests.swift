@@ -21,20 +21,7 @@ import Testing
 
     @Test func aCrashAtEveryFailpointLosesNothing() async throws {
         let cases = Self.points.flatMap { point in Self.hits.map { (point, $0) } }
-        var failures: [String] = []
-        // A few daemons at a time: each mostly waits on its seconds-long schedule.
-        try await withThrowingTaskGroup(of: String?.self) { group in
-            var next = cases.makeIterator()
-            func addNext() {
-                guard let (point, hit) = next.next() else { return }
-                group.addTask { try await Self.crashAndRecover(at: point, hit: hit) }
-            }
-            for _ in 0..<4 { addNext() }
-            while let failure = try await group.next() {
-                if let failure { failures.append(failure) }
-                addNext()
-            }
-        }
+        let failures = try await runConcurrently(cases) { point, hit in try await Self.crashAndRecover(at: point, hit: hit) }
         #expect(failures.isEmpty, "\(failures.count) of \(cases.count) runs failed:\n\(failures.joined(separator: "\n"))")
         print("failpoint suite: \(cases.count) crashes (\(Self.points.count) points × hits \(Self.hits)), \(failures.count) failed")
     }

@@ -37,18 +37,8 @@ import Testing
     @Test func everyFaultOnEveryCallIsSurvived() async throws {
         var cases = Self.calls.flatMap { call in Self.faults.map { (call, $0.0, $0.1) } }
         cases.append((Self.calls[0], "connection dropped after the create", #"{"drop_after_create": true}"#))
-        var failures: [String] = []
-        try await withThrowingTaskGroup(of: String?.self) { group in
-            var next = cases.makeIterator()
-            func addNext() {
-                guard let (call, name, fault) = next.next() else { return }
-                group.addTask { try await Self.survive(call: call, faultName: name, fault: fault) }
-            }
-            for _ in 0..<4 { addNext() }
-            while let failure = try await group.next() {
-                if let failure { failures.append(failure) }
-                addNext()
-            }
+        let failures = try await runConcurrently(cases) { call, name, fault in
+            try await Self.survive(call: call, faultName: name, fault: fault)
         }
         #expect(failures.isEmpty, "\(failures.count) of \(cases.count) runs failed:\n\(failures.joined(separator: "\n"))")
         print("provider fault suite: \(cases.count) runs (\(Self.faults.count + 1) faults × calls), \(failures.count) failed")
