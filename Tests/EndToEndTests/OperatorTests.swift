@@ -12,18 +12,25 @@ struct Fleet {
     let config: String
     let socket: String
     var daemon: DaemonProcess
+    /// What keyrotd is started through (see `DaemonProcess`).
+    let launcher: [String]
 
+    /// `moreHooks` returns further deploy hooks, run after the consumer hook.
     init(
         keys: [String] = ["alpha"], rotateEvery: String = "1h", overlap: String = "30min", extra: String = "", hookDelay: Int = 0,
-        seed: (MistralServer) async throws -> Void = { _ in }
+        seed: (MistralServer) async throws -> Void = { _ in },
+        moreHooks: (Scratch) throws -> [String] = { _ in [] }, launcher: [String] = []
     ) async throws {
         scratch = try Scratch()
         server = try MistralServer(in: scratch)
         try await seed(server)
         let hook = try consumerHook(in: scratch, delay: hookDelay)
-        config = try daemonConfig(in: scratch, server: server, keys: keys, hook: hook, rotateEvery: rotateEvery, overlap: overlap, extra: extra)
+        config = try daemonConfig(
+            in: scratch, server: server, keys: keys, hook: hook, moreHooks: try moreHooks(scratch), rotateEvery: rotateEvery,
+            overlap: overlap, extra: extra)
         socket = scratch.file("control.sock")
-        daemon = try DaemonProcess(config: config, logPath: scratch.file("keyrotd.log"))
+        self.launcher = launcher
+        daemon = try DaemonProcess(config: config, logPath: scratch.file("keyrotd.log"), launcher: launcher)
     }
 
     /// Stops the daemon (SIGTERM) and starts a new one on the same files;
@@ -37,7 +44,8 @@ struct Fleet {
 
     /// Starts a new daemon (the old one must have exited), logging to a new file.
     mutating func start() throws {
-        daemon = try DaemonProcess(config: config, logPath: scratch.file("keyrotd-\(UUID().uuidString.prefix(4)).log"))
+        daemon = try DaemonProcess(
+            config: config, logPath: scratch.file("keyrotd-\(UUID().uuidString.prefix(4)).log"), launcher: launcher)
     }
 
     func stop() async -> Int32? {
