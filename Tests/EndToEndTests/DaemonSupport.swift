@@ -9,7 +9,8 @@ final class DaemonProcess {
     let child: ChildProcess
     let logPath: String
 
-    /// `launcher`: a program and its arguments that exec keyrotd (e.g. fiu-run).
+    /// `launcher`: a command that execs its arguments (e.g. fiu-run, setpriv with
+    /// options), run with keyrotd's command line appended; keyrotd keeps its pid.
     init(config: String, logPath: String, environment: [String: String] = [:], launcher: [String] = []) throws {
         self.logPath = logPath
         let command = launcher + [keyrotdBinary, "run", "--config", config]
@@ -57,10 +58,12 @@ func consumerHook(in scratch: Scratch, failingFor failing: String = "", delay: I
         """, mode: 0o755)
 }
 
+/// `moreHooks` run after `hook`, in order.
 func daemonConfig(
-    in scratch: Scratch, server: MistralServer, keys: [String], hook: String,
+    in scratch: Scratch, server: MistralServer, keys: [String], hook: String, moreHooks: [String] = [],
     rotateEvery: String, overlap: String, extra: String = "", providerExtra: String = ""
 ) throws -> String {
+    let hooks = ([hook] + moreHooks).map { "\"\($0)\"" }.joined(separator: ", ")
     var text = """
         [daemon]
         state_file = "\(scratch.file("state/state.json"))"
@@ -89,16 +92,16 @@ func daemonConfig(
             provider = "mistral"
             workspace = "7f1e0c3a-5d1b-4c52-9a3e-2b7d8e6f4a10"
             user = "b52d9e10-3c4f-4e8a-8b1d-6a9f0c2e7d35"
-            hooks = ["\(hook)"]
+            hooks = [\(hooks)]
 
             """
     }
     return try scratch.write("keyrotd.toml", text)
 }
 
-/// `deploys.log` as (key, key id, time), in order.
-func deploys(in scratch: Scratch) -> [(key: String, id: String, at: Date)] {
-    let text = (try? String(contentsOfFile: scratch.file("deploys.log"), encoding: .utf8)) ?? ""
+/// `deploys.log` (or another log of `<key> <key_id> <epoch ms>` lines) as (key, key id, time), in order.
+func deploys(in scratch: Scratch, log: String = "deploys.log") -> [(key: String, id: String, at: Date)] {
+    let text = (try? String(contentsOfFile: scratch.file(log), encoding: .utf8)) ?? ""
     return text.split(separator: "\n").compactMap { line in
         let parts = line.split(separator: " ")
         guard parts.count == 3, let ms = Int64(parts[2]) else { return nil }

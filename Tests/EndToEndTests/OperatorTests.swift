@@ -12,21 +12,27 @@ struct Fleet {
     let config: String
     let socket: String
     var daemon: DaemonProcess
+    /// What keyrotd is started through (see `DaemonProcess`).
+    let launcher: [String]
 
+    /// `moreHooks` returns further deploy hooks, run after the consumer hook.
     init(
         keys: [String] = ["alpha"], rotateEvery: String = "1h", overlap: String = "30min", extra: String = "",
         providerExtra: String = "", hookDelay: Int = 0, environment: [String: String] = [:],
-        seed: (MistralServer) async throws -> Void = { _ in }
+        seed: (MistralServer) async throws -> Void = { _ in },
+        moreHooks: (Scratch) throws -> [String] = { _ in [] }, launcher: [String] = []
     ) async throws {
         scratch = try Scratch()
         server = try MistralServer(in: scratch)
         try await seed(server)
         let hook = try consumerHook(in: scratch, delay: hookDelay)
         config = try daemonConfig(
-            in: scratch, server: server, keys: keys, hook: hook, rotateEvery: rotateEvery, overlap: overlap, extra: extra,
-            providerExtra: providerExtra)
+            in: scratch, server: server, keys: keys, hook: hook, moreHooks: try moreHooks(scratch), rotateEvery: rotateEvery,
+            overlap: overlap, extra: extra, providerExtra: providerExtra)
         socket = scratch.file("control.sock")
-        daemon = try DaemonProcess(config: config, logPath: scratch.file("keyrotd.log"), environment: environment)
+        self.launcher = launcher
+        daemon = try DaemonProcess(
+            config: config, logPath: scratch.file("keyrotd.log"), environment: environment, launcher: launcher)
     }
 
     /// Stops the daemon (SIGTERM) and starts a new one on the same files;
@@ -40,7 +46,9 @@ struct Fleet {
 
     /// Starts a new daemon (the old one must have exited), logging to a new file.
     mutating func start(environment: [String: String] = [:]) throws {
-        daemon = try DaemonProcess(config: config, logPath: scratch.file("keyrotd-\(UUID().uuidString.prefix(4)).log"), environment: environment)
+        daemon = try DaemonProcess(
+            config: config, logPath: scratch.file("keyrotd-\(UUID().uuidString.prefix(4)).log"), environment: environment,
+            launcher: launcher)
     }
 
     func stop() async -> Int32? {

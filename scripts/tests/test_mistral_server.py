@@ -907,7 +907,36 @@ class ControlAndLogTests(ServerTestCase):
         self.assertEqual(self.server.control("POST", "options", {"created_at_format": "x"})[0], 400)
         self.server.control("POST", "reset")
         self.assertEqual(self.server.control("GET", "options")[1],
-                         {"created_at_format": "micro", "last_used_format": "date"})
+                         {"created_at_format": "micro", "last_used_format": "date",
+                          "secret_prefix": None})
+
+    def test_secret_prefix_marks_every_issued_secret(self):
+        sentinel = "SENTINEL-" + secrets.token_hex(8)
+        status, options = self.server.control("POST", "options", {"secret_prefix": sentinel})
+        self.assertEqual((status, options["secret_prefix"]), (200, sentinel))
+        created = self.create()
+        seeded = self.server.control("POST", "keys", {"name": "seeded"})[1]
+        for key in (created, seeded):
+            self.assertTrue(key["key"].startswith(sentinel))
+            self.assertRegex(key["key"][len(sentinel):], SECRET)
+            self.assertEqual(key["hidden_key"], key["key"][:4] + "..." + key["key"][-4:])
+            self.assertEqual(self.server.call("GET", "/v1/models", token=key["key"])[0], 200)
+        # Never shown again, and redacted from the request log like any secret.
+        self.assertNotIn(sentinel, json.dumps(self.list_keys()))
+        self.assertNotIn(sentinel, json.dumps(self.control_keys()))
+        self.server.call("GET", f"/v1/admin/api-keys?name={created['key']}")
+        log = json.dumps(self.log())
+        self.assertNotIn(sentinel, log)
+        self.assertEqual(log.count("[REDACTED]"), 1)
+        # null goes back to plain secrets; bad prefixes are refused.
+        self.server.control("POST", "options", {"secret_prefix": None})
+        self.assertRegex(self.create()["key"], SECRET)
+        for bad in ["", "has space", "x" * 65, "slash/", 7]:
+            with self.subTest(prefix=bad):
+                self.assertEqual(self.server.control("POST", "options", {"secret_prefix": bad})[0], 400)
+        self.server.control("POST", "options", {"secret_prefix": sentinel})
+        self.server.control("POST", "reset")
+        self.assertRegex(self.create()["key"], SECRET)
 
     def test_secret_in_request_line_is_redacted(self):
         key = self.create()

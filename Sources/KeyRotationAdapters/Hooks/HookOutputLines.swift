@@ -35,9 +35,17 @@ struct HookOutputLines {
     private var pendingWasCut = false
     private var kept = 0
     private(set) var truncated = false
-    /// The last non-empty line, redacted and at most `lastLineLimit` bytes, kept
-    /// even past the limit so a failure can quote what the hook said last.
-    private(set) var lastLine: String?
+    /// The last non-empty line as read, at most `lastLineLimit` bytes, kept even
+    /// past the limit so a failure can quote what the hook said last; redacted
+    /// only when asked for (a flood of lines must not pay for it on every line).
+    private var lastLineBytes: [UInt8] = []
+    /// The last line went on past `lastLineBytes`.
+    private var lastLineWasCut = false
+
+    /// The last non-empty line, redacted and at most `lastLineLimit` bytes.
+    var lastLine: String? {
+        lastLineBytes.isEmpty ? nil : Self.redact(lastLineBytes, secret: secret, cut: lastLineWasCut)
+    }
 
     /// `secret` nil or empty: nothing to redact.
     init(limit: Int, secret: [UInt8]?) {
@@ -100,7 +108,9 @@ struct HookOutputLines {
             items.append(.truncated)
         }
         let remembered = line.prefix(Self.lastLineLimit)
-        lastLine = Self.redact(remembered, secret: secret, cut: pendingWasCut || remembered.count < line.count)
+        lastLineBytes.removeAll(keepingCapacity: true)
+        lastLineBytes.append(contentsOf: remembered)
+        lastLineWasCut = pendingWasCut || remembered.count < line.count
     }
 
     /// The bytes as text (invalid UTF-8 becomes U+FFFD) with every occurrence of
