@@ -81,14 +81,7 @@ func daemonConfig(
 
         """
     for key in keys {
-        text += """
-            [keys.\(key)]
-            provider = "mistral"
-            workspace = "7f1e0c3a-5d1b-4c52-9a3e-2b7d8e6f4a10"
-            user = "b52d9e10-3c4f-4e8a-8b1d-6a9f0c2e7d35"
-            hooks = ["\(hook)"]
-
-            """
+        text += keySection(key, hooks: [hook])
     }
     return try scratch.write("keyrotd.toml", text)
 }
