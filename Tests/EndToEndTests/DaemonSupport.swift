@@ -63,7 +63,6 @@ func daemonConfig(
     in scratch: Scratch, server: MistralServer, keys: [String], hook: String, moreHooks: [String] = [],
     rotateEvery: String, overlap: String, extra: String = "", providerExtra: String = ""
 ) throws -> String {
-    let hooks = ([hook] + moreHooks).map { "\"\($0)\"" }.joined(separator: ", ")
     var text = """
         [daemon]
         state_file = "\(scratch.file("state/state.json"))"
@@ -87,14 +86,7 @@ func daemonConfig(
 
         """
     for key in keys {
-        text += """
-            [keys.\(key)]
-            provider = "mistral"
-            workspace = "7f1e0c3a-5d1b-4c52-9a3e-2b7d8e6f4a10"
-            user = "b52d9e10-3c4f-4e8a-8b1d-6a9f0c2e7d35"
-            hooks = [\(hooks)]
-
-            """
+        text += keySection(key, hooks: [hook] + moreHooks)
     }
     return try scratch.write("keyrotd.toml", text)
 }

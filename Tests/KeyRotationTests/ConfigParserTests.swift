@@ -201,6 +201,17 @@ func mutated(_ old: String, _ new: String) -> String {
         #expect(parsed.fileChecks.filter { $0.kind == .hook }.count == 3)
     }
 
+    /// Values echoed into a problem could break its line (a key, a path, a duration
+    /// with "\n" in it) or hide what they hold (U+202E); found by `ConfigFuzzTests`.
+    @Test func aProblemStaysOnOneLineWhateverTheValueHolds() {
+        let parsed = ConfigParser.parse(mutated("jitter = \"6h\"", "jitter = \"6h\\nbogus\"\n\"bad\\u202Ekey\" = 1"))
+        let lines = parsed.problems.map { $0.formatted(file: "f") }
+        #expect(lines.count == 2)
+        #expect(lines.contains { $0.hasPrefix("f:4: defaults.bad\\u{202E}key: unknown key \"bad\\u{202E}key\" in [defaults]") }, "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("f:7: defaults.jitter: bad duration:") && $0.contains("6h\\nbogus") }, "\(lines)")
+        #expect(!lines.contains { $0.contains(where: \.isNewline) || $0.unicodeScalars.contains("\u{202E}") })
+    }
+
     @Test func noKeysIsAProblem() {
         let text = String(validConfig[..<validConfig.range(of: "[keys.dev-team]")!.lowerBound])
         #expect(ConfigParser.parse(text).problems.map(\.message) == ["no [keys.NAME] section: there is nothing to rotate"])

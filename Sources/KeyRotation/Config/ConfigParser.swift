@@ -36,6 +36,9 @@ public struct FileCheck: Sendable, Equatable {
 /// it is given. Reports every problem with where it is, not just the first.
 public enum ConfigParser {
     public static func parse(_ text: String) -> ParsedConfiguration {
+        if let finding = TableHeaderCheck.firstMalformedHeader(in: text) {
+            return ParsedConfiguration(configuration: nil, daemon: nil, problems: [finding.problem], fileChecks: [])
+        }
         let root: TOMLTable
         do {
             root = try TOMLTable(string: text)

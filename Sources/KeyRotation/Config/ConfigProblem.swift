@@ -29,9 +29,12 @@ public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// `file:line:column: message` in the style of compilers, so editors can jump to it.
+    /// Always one line: values echoed from the file may hold any character, and a
+    /// control, format or line-separator character shows escaped (`\n`, `\u{202E}`).
     public func formatted(file: String) -> String {
         let prefix = severity == .warning ? "warning: " : ""
-        let subject = path.map { "\($0): " } ?? ""
+        let subject = path.map { "\(Self.escaped($0)): " } ?? ""
+        let message = Self.escaped(message)
         switch location {
         case .line(let line, let column?):
             return "\(file):\(line):\(column): \(prefix)\(subject)\(message)"
@@ -43,6 +46,24 @@ public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String { formatted(file: "config") }
+
+    private static func escaped(_ text: String) -> String {
+        var result = ""
+        for scalar in text.unicodeScalars {
+            switch scalar.properties.generalCategory {
+            case .control, .format, .lineSeparator, .paragraphSeparator:
+                switch scalar {
+                case "\n": result += "\\n"
+                case "\r": result += "\\r"
+                case "\t": result += "\\t"
+                default: result += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
+                }
+            default:
+                result.unicodeScalars.append(scalar)
+            }
+        }
+        return result
+    }
 }
 
 /// The configuration could not be accepted; `problems` holds every error found, not just the first.
