@@ -4,12 +4,16 @@ import KeyRotationAdapters
 
 // Measurements behind scripts/bench (never timed assertions in tests).
 //
-//     state DIR KEYS SAVES   encode + atomically save a KEYS-key state SAVES times,
+//     state DIR KEYS SAVES   encode + atomically save a KEYS-key state SAVES times
+//                            (the durability cost of one persisted transition),
 //                            then load + decode it; prints latency percentiles
 //     engine ROTATIONS       drive one key through ROTATIONS full 90-day rotations
 //                            against an in-memory provider; prints the rate
 //     control SOCKET COUNT   COUNT status requests to a running daemon, one connection
 //                            each; prints round-trip latency percentiles
+//     populate DIR KEYS SEEDS  write a state of KEYS idle keys (first keys deployed a
+//                            day ago) and their provider keys as JSON lines to SEEDS
+//     startup CONFIG RUNS    the start path of `keyrotd run` phase by phase, in process
 
 func percentile(_ sorted: [Duration], _ p: Double) -> String {
     let index = min(sorted.count - 1, Int((Double(sorted.count - 1) * p).rounded()))
@@ -41,16 +45,20 @@ func benchState(directory: String, keys: Int, saves: Int) throws {
     var doc = document(keys: keys)
     let clock = ContinuousClock()
     var timings: [Duration] = []
+    var encodings: [Duration] = []
     var size = 0
     for round in 0..<saves {
         doc.keys["team-0"]?.attempts = round
         let start = clock.now
         let body = try doc.encoded()
+        let encoded = clock.now
         try file.save(body: body, version: StateDocument.schemaVersion)
         timings.append(clock.now - start)
+        encodings.append(encoded - start)
         size = body.count
     }
     timings.sort()
+    encodings.sort()
     var loads: [Duration] = []
     for _ in 0..<max(5, saves / 10) {
         let start = clock.now
@@ -59,7 +67,7 @@ func benchState(directory: String, keys: Int, saves: Int) throws {
         loads.append(clock.now - start)
     }
     loads.sort()
-    print("state file, \(keys) keys (\(size) bytes): encode+save p50 \(percentile(timings, 0.5)), p99 \(percentile(timings, 0.99)), max \(percentile(timings, 1)) over \(saves); load+decode p50 \(percentile(loads, 0.5))")
+    print("state file, \(keys) keys (\(size) bytes): one persisted transition (encode + write + fsync + rename + fsync dir) p50 \(percentile(timings, 0.5)), p99 \(percentile(timings, 0.99)), max \(percentile(timings, 1)) over \(saves), of which encode p50 \(percentile(encodings, 0.5)); load+decode p50 \(percentile(loads, 0.5))")
 }
 
 /// One key, an in-memory provider and consumer, a manual clock: the machine alone.
@@ -125,8 +133,13 @@ do {
         benchEngine(rotations: Int(arguments[2]) ?? 1000)
     case "control" where arguments.count == 4:
         try benchControl(socket: arguments[2], count: Int(arguments[3]) ?? 1000)
+    case "populate" where arguments.count == 5:
+        try populate(directory: arguments[2], keys: Int(arguments[3]) ?? 1000, seedFile: arguments[4])
+    case "startup" where arguments.count == 4:
+        try benchStartup(configPath: arguments[2], runs: Int(arguments[3]) ?? 10)
     default:
-        FileHandle.standardError.write(Data("usage: keyrotd-bench state DIR KEYS SAVES | engine ROTATIONS | control SOCKET COUNT\n".utf8))
+        FileHandle.standardError.write(Data(
+            "usage: keyrotd-bench state DIR KEYS SAVES | engine ROTATIONS | control SOCKET COUNT | populate DIR KEYS SEEDS | startup CONFIG RUNS\n".utf8))
         exit(64)
     }
 } catch {

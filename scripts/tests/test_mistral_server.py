@@ -47,7 +47,7 @@ def utc_today():
 class ServerProcess:
     """The server under test, with its files in a temporary directory."""
 
-    def __init__(self, admin_key=None, via_env=False):
+    def __init__(self, admin_key=None, via_env=False, extra_args=()):
         self.admin_key = admin_key or "adm-" + secrets.token_urlsafe(24)
         self.dir = tempfile.mkdtemp(prefix="mistral-server-test.")
         self.port_file = os.path.join(self.dir, "port")
@@ -55,7 +55,7 @@ class ServerProcess:
         self.stdout_path = os.path.join(self.dir, "stdout")
         self.stderr_path = os.path.join(self.dir, "stderr")
         args = [str(SERVER), "--host", "127.0.0.1", "--port", "0", "--port-file", self.port_file,
-                "--log-file", self.log_path]
+                "--log-file", self.log_path, *extra_args]
         env = {k: v for k, v in os.environ.items() if k != "MISTRAL_SERVER_ADMIN_KEY"}
         if via_env:
             env["MISTRAL_SERVER_ADMIN_KEY"] = self.admin_key
@@ -908,7 +908,7 @@ class ControlAndLogTests(ServerTestCase):
         self.server.control("POST", "reset")
         self.assertEqual(self.server.control("GET", "options")[1],
                          {"created_at_format": "micro", "last_used_format": "date",
-                          "secret_prefix": None})
+                          "secret_prefix": None, "requests_per_minute": None})
 
     def test_secret_prefix_marks_every_issued_secret(self):
         sentinel = "SENTINEL-" + secrets.token_hex(8)
@@ -938,6 +938,15 @@ class ControlAndLogTests(ServerTestCase):
         self.server.control("POST", "reset")
         self.assertRegex(self.create()["key"], SECRET)
 
+    def test_seed_key_with_a_given_key_id(self):
+        key_id = str(uuid.uuid4())
+        seeded = self.server.control("POST", "keys", {"key_id": key_id.upper(), "name": "keyrotd/a/g1/x"})[1]
+        self.assertEqual(seeded["key_id"], key_id)
+        self.assertEqual([k["key_id"] for k in self.list_keys()], [key_id])
+        self.assertEqual(self.server.call("DELETE", f"/v1/admin/api-keys/{key_id}")[0], 200)
+        self.assertEqual(self.server.control("POST", "keys", {"key_id": key_id})[0], 400, "taken")
+        self.assertEqual(self.server.control("POST", "keys", {"key_id": "not-a-uuid"})[0], 400)
+
     def test_secret_in_request_line_is_redacted(self):
         key = self.create()
         self.server.call("GET", f"/v1/admin/api-keys?name={key['key']}")
@@ -949,7 +958,93 @@ class ControlAndLogTests(ServerTestCase):
         self.assertEqual(log.count("[REDACTED]"), 3)
 
 
+class RateLimitTests(ServerTestCase):
+
+    BODY = {"name": "limited", "workspace_uuid": WORKSPACE, "user_id": USER}
+
+    def limit(self, rpm):
+        status, out = self.server.control("POST", "options", {"requests_per_minute": rpm})
+        self.assertEqual(status, 200, out)
+        self.assertEqual(out["requests_per_minute"], rpm)
+
+    def test_admin_calls_beyond_the_limit_get_429_with_retry_after(self):
+        self.limit(3)
+        key = self.create()
+        self.list_keys()
+        self.assertEqual(self.server.call("GET", "/v1/admin/spend-limit")[0], 200)
+        status, out, resp = self.server.call("POST", "/v1/admin/api-keys", self.BODY)
+        self.assertEqual((status, out), (429, {"detail": "Rate limit exceeded"}))
+        self.assertTrue(1 <= int(resp.getheader("Retry-After")) <= 60, resp.getheader("Retry-After"))
+        status, _, _ = self.server.call("DELETE", f"/v1/admin/api-keys/{key['key_id']}")
+        self.assertEqual(status, 429)
+        self.assertEqual(len(self.control_keys()), 1, "a refused create stores nothing")
+        self.assertIsNone(self.control_keys()[0]["deleted_at"], "a refused delete deletes nothing")
+        log = self.log()
+        self.assertEqual([(e["status"], e["fault"]) for e in log],
+                         [(200, None)] * 3 + [(429, "rate_limit")] * 2)
+
+    def test_only_admin_authenticated_admin_calls_count(self):
+        self.limit(1)
+        key = self.create()
+        for _ in range(3):
+            self.assertEqual(self.server.call("GET", "/v1/models", token=key["key"])[0], 200)
+            self.assertEqual(self.server.call("GET", "/v1/admin/api-keys", token="wrong")[0], 401)
+            self.assertEqual(self.server.control("GET", "health")[0], 200)
+        self.assertEqual(self.server.call("GET", "/v1/admin/api-keys")[0], 429)
+
+    def test_a_refused_call_consumes_no_fault_and_is_not_counted(self):
+        self.limit(1)
+        self.add_fault("/v1/admin/api-keys", {"status": 500})
+        self.assertEqual(self.server.call("GET", "/v1/admin/api-keys")[0], 200)
+        for _ in range(3):
+            self.assertEqual(self.server.call("POST", "/v1/admin/api-keys", self.BODY)[0], 429)
+        self.assertEqual(len(self.server.control("GET", "faults")[1]), 1)
+        self.limit(2)
+        self.assertEqual(self.server.call("POST", "/v1/admin/api-keys", self.BODY)[0], 500,
+                         "the fault is still there; refused calls did not fill the window")
+
+    def test_the_window_slides(self):
+        self.limit(2)
+        self.list_keys()
+        time.sleep(1.5)
+        self.list_keys()
+        status, _, resp = self.server.call("GET", "/v1/admin/api-keys")
+        self.assertEqual(status, 429)
+        self.assertIn(int(resp.getheader("Retry-After")), (58, 59), "until the first call is 60 s old")
+        self.limit(1)
+        status, _, resp = self.server.call("GET", "/v1/admin/api-keys")
+        self.assertEqual(int(resp.getheader("Retry-After")), 60, "until the second call is 60 s old")
+        self.limit(None)
+        for _ in range(5):
+            self.list_keys()
+        self.limit(1)
+        self.assertEqual(self.server.call("GET", "/v1/admin/api-keys")[0], 200, "no limit forgets the window")
+
+    def test_bad_limits(self):
+        for value in (0, -5, 1.5, "60", True):
+            with self.subTest(value=value):
+                self.assertEqual(self.server.control("POST", "options", {"requests_per_minute": value})[0], 400)
+
+
 class ProcessTests(unittest.TestCase):
+
+    def test_requests_per_minute_flag_and_reset(self):
+        server = ServerProcess(extra_args=("--requests-per-minute", "2"))
+        try:
+            self.assertEqual(server.control("GET", "options")[1]["requests_per_minute"], 2)
+            self.assertEqual([server.call("GET", "/v1/admin/api-keys")[0] for _ in range(3)], [200, 200, 429])
+            server.control("POST", "options", {"requests_per_minute": None})
+            self.assertEqual(server.call("GET", "/v1/admin/api-keys")[0], 200)
+            server.control("POST", "reset")
+            self.assertEqual(server.control("GET", "options")[1]["requests_per_minute"], 2)
+            self.assertEqual([server.call("GET", "/v1/admin/api-keys")[0] for _ in range(3)], [200, 200, 429])
+        finally:
+            server.cleanup()
+        result = subprocess.run([str(SERVER), "--port", "0", "--requests-per-minute", "0"],
+                                env={**os.environ, "MISTRAL_SERVER_ADMIN_KEY": "k"}, capture_output=True,
+                                text=True, timeout=10)
+        self.assertEqual(result.returncode, 64)
+        self.assertIn("--requests-per-minute", result.stderr)
 
     def test_listening_line_port_file_and_clean_stop(self):
         server = ServerProcess()
