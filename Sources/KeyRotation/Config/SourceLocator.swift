@@ -3,31 +3,33 @@
 /// `key = …` lines; anything fancier (dotted keys, inline tables) falls back to
 /// the TOML path alone.
 struct SourceLocator {
-    private let lines: [Substring]
+    /// First line of each table header, by table path.
+    private var headers: [[String]: Int] = [:]
+    /// First line of each `key = …`, by table path and key.
+    private var keys: [[String]: Int] = [:]
 
+    /// One pass over the text: a configuration with thousands of keys and hooks is
+    /// located in linear time (each lookup is then a dictionary access).
     init(_ text: String) {
-        lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-    }
-
-    /// The 1-based line of `key` in table `table` (e.g. `["keys", "dev-team"]`), or
-    /// of the table's header when `key` is nil.
-    func line(table: [String], key: String?) -> Int? {
         var current: [String] = []
-        var headerLine: Int?
-        for (index, raw) in lines.enumerated() {
+        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = raw.drop { $0 == " " || $0 == "\t" }
             if line.hasPrefix("[") {
                 current = Self.headerPath(line)
-                if current == table {
-                    headerLine = index + 1
-                    if key == nil { return headerLine }
-                }
+                if headers[current] == nil { headers[current] = index + 1 }
                 continue
             }
-            guard let key, current == table, let found = Self.keyName(line), found == key else { continue }
-            return index + 1
+            guard let name = Self.keyName(line) else { continue }
+            let path = current + [name]
+            if keys[path] == nil { keys[path] = index + 1 }
         }
-        return headerLine
+    }
+
+    /// The 1-based line of `key` in table `table` (e.g. `["keys", "dev-team"]`), or
+    /// of the table's header when `key` is nil or not found.
+    func line(table: [String], key: String?) -> Int? {
+        if let key, let line = keys[table + [key]] { return line }
+        return headers[table]
     }
 
     private static func headerPath(_ line: Substring) -> [String] {
