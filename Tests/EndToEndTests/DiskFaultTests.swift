@@ -85,7 +85,7 @@ import Testing
         daemon.signal(SIGTERM)
         #expect(await daemon.wait(timeout: .seconds(20)) == 0, "\(daemon.log().suffix(2000))")
         try await checkSettledInvariants(scratch: scratch, server: server, keys: Self.keys, overlap: 1)
-        #expect(samples > 10)
+        #expect(samples > 0, "the state file was never sampled under the fault")
     }
 
     /// A full disk or a closed pipe behind stderr loses log lines, never the daemon
