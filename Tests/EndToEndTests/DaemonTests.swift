@@ -28,6 +28,10 @@ import Testing
                 return mine.count >= 3 && mine.filter { $0["deleted_at"] is String }.count >= 2
             }
         }
+        // Settle: no new rotations, the ones in flight finish (their old keys deleted).
+        _ = try daemonConfig(in: scratch, server: server, keys: Self.keys, hook: hook, rotateEvery: "1h", overlap: "2s")
+        daemon.signal(SIGHUP)
+        #expect(try await waitFor(seconds: 30) { try allIdle(config: config, keys: Self.keys.count) })
         daemon.signal(SIGTERM)
         let status = await daemon.wait(timeout: .seconds(20))
         #expect(settled, "rotations did not complete:\n\(daemon.log())")

@@ -30,7 +30,17 @@ public struct MistralProvider: KeyProvider {
         let request = CreateRequest(
             name: name, expiration: Self.expirationDay(expiration), workspace_uuid: workspace, user_id: user)
         let body = (try? JSONEncoder().encode(request)).map(Array.init) ?? []
-        let response = try await call(.post, "/v1/admin/api-keys", body: body)
+        let response: HTTPResponse
+        do {
+            response = try await call(.post, "/v1/admin/api-keys", body: body)
+        } catch where error.code == "timeout" || error.code == "network" {
+            // The create may still land at the provider after we gave up on it: the
+            // next attempt reconciles by name, so it waits one timeout first and
+            // finds such a late key instead of creating beside it.
+            var failure = error
+            failure.retryAfter = TimeSpan(milliseconds: Int64(Self.seconds(http.totalTimeout) * 1000))
+            throw failure
+        }
         guard let created = try? JSONDecoder().decode(CreatedKeyJSON.self, from: Data(response.body)),
               !created.key.isEmpty, !created.key_id.isEmpty,
               let createdAt = Timestamp.parse(created.created_at)
@@ -159,6 +169,10 @@ public struct MistralProvider: KeyProvider {
         guard let text, !text.isEmpty else { return "" }
         let line = text.replacingOccurrences(of: "\n", with: " ")
         return ": " + (line.count > 300 ? line.prefix(300) + "…" : line)
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     /// The API takes a date; round up so the key lives at least until `date`.
