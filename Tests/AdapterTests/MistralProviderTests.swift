@@ -93,6 +93,8 @@ import Testing
         var testDescription: String { name }
     }
 
+    /// A create that timed out or lost its connection may still land: it is retried
+    /// (reconciled) one timeout later (1 s here), not after the usual backoff.
     static let misbehaviours: [Misbehaviour] = [
         Misbehaviour(name: "401", fault: ["status": "401"], code: "http_401", phase: .blocked, retryIn: 3600...3600),
         Misbehaviour(name: "403", fault: ["status": "403"], code: "http_403", phase: .blocked, retryIn: 3600...3600),
@@ -100,11 +102,11 @@ import Testing
         Misbehaviour(name: "429 with Retry-After", fault: ["status": "429", "retry_after": "7"], code: "http_429", phase: .creating, retryIn: 7...7),
         Misbehaviour(name: "500", fault: ["status": "500"], code: "http_500", phase: .creating, retryIn: 5...10),
         Misbehaviour(name: "503 with Retry-After", fault: ["status": "503", "retry_after": "9"], code: "http_503", phase: .creating, retryIn: 9...9),
-        Misbehaviour(name: "slower than the timeout", fault: ["delay": "3"], code: "timeout", phase: .creating, retryIn: 5...10),
-        Misbehaviour(name: "dropped connection", fault: ["drop": "true"], code: "network", phase: .creating, retryIn: 5...10),
-        Misbehaviour(name: "dropped after creating", fault: ["drop_after_create": "true"], code: "network", phase: .creating, retryIn: 5...10),
+        Misbehaviour(name: "slower than the timeout", fault: ["delay": "3"], code: "timeout", phase: .creating, retryIn: 1...1),
+        Misbehaviour(name: "dropped connection", fault: ["drop": "true"], code: "network", phase: .creating, retryIn: 1...1),
+        Misbehaviour(name: "dropped after creating", fault: ["drop_after_create": "true"], code: "network", phase: .creating, retryIn: 1...1),
         Misbehaviour(name: "malformed JSON", fault: ["malformed": "true"], code: "bad_response", phase: .creating, retryIn: 5...10),
-        Misbehaviour(name: "truncated body", fault: ["truncated": "true"], code: "network", phase: .creating, retryIn: 5...10),
+        Misbehaviour(name: "truncated body", fault: ["truncated": "true"], code: "network", phase: .creating, retryIn: 1...1),
     ]
 
     @Test(arguments: misbehaviours)
