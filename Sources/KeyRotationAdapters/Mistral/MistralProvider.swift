@@ -38,7 +38,7 @@ public struct MistralProvider: KeyProvider {
             // next attempt reconciles by name, so it waits one timeout first and
             // finds such a late key instead of creating beside it.
             var failure = error
-            failure.retryAfter = TimeSpan(milliseconds: Int64(Self.seconds(http.totalTimeout) * 1000))
+            failure.retryAfter = TimeSpan(milliseconds: Int64(HTTPClient.milliseconds(http.totalTimeout)))
             throw failure
         }
         guard let created = try? JSONDecoder().decode(CreatedKeyJSON.self, from: Data(response.body)),
@@ -169,10 +169,6 @@ public struct MistralProvider: KeyProvider {
         guard let text, !text.isEmpty else { return "" }
         let line = text.replacingOccurrences(of: "\n", with: " ")
         return ": " + (line.count > 300 ? line.prefix(300) + "…" : line)
-    }
-
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     /// The API takes a date; round up so the key lives at least until `date`.
