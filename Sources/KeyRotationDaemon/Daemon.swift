@@ -58,6 +58,8 @@ public final class Daemon {
     let stateFile: StateFile
     let lock: StateFileLock
     var dirty = false
+    /// Encodes only the records that changed since the last persist.
+    var bodyWriter = StateBodyWriter()
     /// Keys with a side effect in flight. A machine is never replaced or dropped
     /// while its key is here: the outcome must reach the machine that asked for it.
     var running: Set<String> = []
@@ -132,7 +134,7 @@ public final class Daemon {
     private static func loadState(_ stateFile: StateFile) throws(DaemonFailure) -> StateDocument {
         let loaded: (version: Int, body: [UInt8])?
         do {
-            loaded = try stateFile.load(maxSupportedVersion: StateDocument.schemaVersion)
+            loaded = try stateFile.load(maxSupportedVersion: StateDocument.schemaVersion, checkingJSON: false)
         } catch {
             throw failure(error)
         }
@@ -394,8 +396,9 @@ public final class Daemon {
         for (name, machine) in machines { keys[name] = machine.record }
         do {
             let document = StateDocument(keys: keys, audit: oversight.audit, budget: oversight.budget)
+            let body = try bodyWriter.body(of: document)
             Failpoint.hit(.persistBefore)
-            try stateFile.save(body: try document.encoded(), version: StateDocument.schemaVersion)
+            try stateFile.save(body: body, version: StateDocument.schemaVersion)
             Failpoint.hit(.persistAfter)
             if dirty { logger.notice("the state file is written again") }
             dirty = false

@@ -32,7 +32,7 @@ func benchStartup(configPath: String, runs: Int) throws {
         let lock = try stateFile.lock()
         _ = try stateFile.removeLeftoverTemporaries(holding: lock)
         lap("lock")
-        guard let (version, body) = try stateFile.load(maxSupportedVersion: StateDocument.schemaVersion) else {
+        guard let (version, body) = try stateFile.load(maxSupportedVersion: StateDocument.schemaVersion, checkingJSON: false) else {
             throw BenchFailure(description: "\(stateFile.path): no state file")
         }
         lap("load")

@@ -21,7 +21,7 @@ struct Snapshot {
         let path = statePath
             ?? DaemonSettings.stateFile(configured: loaded.daemon?.stateFile, environment: environment)
         do {
-            guard let (version, body) = try StateFile(path: path).load(maxSupportedVersion: StateDocument.schemaVersion) else {
+            guard let (version, body) = try StateFile(path: path).load(maxSupportedVersion: StateDocument.schemaVersion, checkingJSON: false) else {
                 return Snapshot(configuration: loaded.configuration, statePath: path, document: nil)
             }
             do {
