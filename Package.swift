@@ -35,6 +35,8 @@ let package = Package(
             pkgConfig: "libsystemd",
             providers: [.apt(["libsystemd-dev"])]
         ),
+        // glibc's malloc_trim(3) (<malloc.h> is not in Swift's Glibc module).
+        .systemLibrary(name: "CMalloc"),
         // One folder per seam: the state file, file-system checks of the config,
         // HTTP over libcurl and the Mistral provider, the hook runner, logging,
         // the control socket.
@@ -56,6 +58,7 @@ let package = Package(
             dependencies: [
                 "KeyRotation",
                 "KeyRotationAdapters",
+                "CMalloc",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -1,3 +1,4 @@
+import CMalloc
 import Dispatch
 import Foundation
 import KeyRotation
@@ -58,6 +59,8 @@ public final class Daemon {
     let stateFile: StateFile
     let lock: StateFileLock
     var dirty = false
+    /// Work has run since the heap was last trimmed (start-up counts).
+    var heapHasGarbage = true
     /// Encodes only the records that changed since the last persist.
     var bodyWriter = StateBodyWriter()
     /// Keys with a side effect in flight. A machine is never replaced or dropped
@@ -80,7 +83,7 @@ public final class Daemon {
     /// Alert hook batches still running: a stop waits for them (within the grace),
     /// since their alerts are already recorded as raised.
     var alertBatches = 0
-    /// The state as read at start.
+    /// The state as read at start; emptied once start-up has compared against it.
     var loaded = StateDocument()
 
     private init(
@@ -190,6 +193,8 @@ public final class Daemon {
         // Written at start only if start-up changed something (new keys, a changed
         // policy, the catch-up): at 1000 keys a write is ~40 ms before READY.
         if allRecords() != loaded.keys { persist() }
+        loaded = StateDocument()
+        malloc_trim(0)  // what reading the configuration and the state freed
 
         await withTaskGroup(of: Void.self) { group in
             tickDue(group: &group, continuation: continuation)
@@ -229,6 +234,7 @@ public final class Daemon {
                 pingWatchdog()
                 if draining && running.isEmpty && alertBatches == 0 { break }
                 if !draining { updateStatus() }
+                releaseFreedMemoryWhenQuiet()
                 timer.schedule(at: nextWake())
             }
             group.cancelAll()
@@ -236,6 +242,21 @@ public final class Daemon {
         persist()
         logger.notice("keyrotd stopped")
         return dirty ? 75 : 0
+    }
+
+    /// Hands the heap's free pages back to the kernel once nothing is in flight: glibc
+    /// keeps what a burst of work freed (an audit's listing of the provider's keys, the
+    /// responses and state bodies of a wave of rotations) for reuse, and an idle daemon
+    /// would carry it in its RSS until the next burst. `malloc_trim` costs well under a
+    /// millisecond here and runs once per quiet spell, not per event.
+    func releaseFreedMemoryWhenQuiet() {
+        let quiet = running.isEmpty && alertBatches == 0 && !oversight.auditRunning && !oversight.budgetRunning
+        if !quiet {
+            heapHasGarbage = true
+        } else if heapHasGarbage {
+            malloc_trim(0)
+            heapHasGarbage = false
+        }
     }
 
     /// The watchdog is pinged from the loop itself, so a hung loop stops pinging
