@@ -69,6 +69,32 @@ import Testing
         #expect(sim.record.nextDue == created + .days(30) + policy.jitter.multiplied(by: sim.record.jitterDraw))
     }
 
+    /// A reload that lands while the new key is already deployed (overlapping or
+    /// retiring) must reschedule it too: its due time was computed at deploy with
+    /// the old interval, and keeping it starts one more rotation on the old
+    /// schedule after the reload (the "stray" of the end-to-end fault suites: the
+    /// settled daemon began a rotation just as the test stopped it).
+    @Test(arguments: [Phase.overlapping, Phase.retiring])
+    func aReloadDuringOverlapOrRetireUsesTheNewIntervalForTheNextRotation(phase: Phase) throws {
+        var sim = Simulation()
+        try sim.run { $0.record.generation == 1 && $0.record.phase == .idle }
+        if phase == .retiring {
+            // The old key's delete fails once, so the machine waits in retiring.
+            sim.inject.append((match: .delete, failure: FailureTests.transient))
+        }
+        try sim.run { $0.record.generation == 2 && $0.record.phase == phase }
+        let created = try #require(sim.record.current?.createdAt)
+        var policy = KeyPolicy.test
+        policy.rotateEvery = .days(30)
+        sim.policy = policy
+        sim.machine.apply(policy: policy, hooks: hooks, adopt: nil)
+        try sim.run { $0.record.generation == 2 && $0.record.phase == .idle }
+        let expected = created + .days(30) + policy.jitter.multiplied(by: sim.record.jitterDraw)
+        #expect(sim.record.nextDue == expected, "the rotation after the reload keeps the old interval")
+        try sim.run { $0.record.generation == 3 && $0.record.phase == .idle }
+        #expect(sim.record.current?.createdAt == expected)
+    }
+
     @Test func theWindowMovesTheStartToTheNextOpening() throws {
         var policy = KeyPolicy.test
         policy.window = try RotationWindow(parsing: "Mon..Fri 09:00..17:00")

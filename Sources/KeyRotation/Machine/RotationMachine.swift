@@ -581,13 +581,18 @@ public struct RotationMachine: Sendable {
         record.nextDue = policy.window?.nextOpening(atOrAfter: notBefore, in: timeZone) ?? notBefore
     }
 
-    /// Applies a new policy (a reload): the due time of an idle key is recomputed
-    /// with the same jitter draw; a rotation in flight keeps going.
+    /// Applies a new policy (a reload): a rotation in flight keeps going, and the
+    /// next due time is recomputed with the same jitter draw wherever it already
+    /// belongs to the current key: idle, and also once the new key is deployed
+    /// (overlapping, retiring, or blocked there), whose due time was computed at
+    /// deploy with the old policy (keeping it would start one more rotation on the
+    /// old schedule). Before the deploy there is nothing to move: the deploy
+    /// schedules the new key with the policy of its time.
     public mutating func apply(policy: KeyPolicy, hooks: [String], adopt: String?) {
         self.policy = policy
         self.hooks = hooks
         self.adopt = adopt
-        if record.phase == .idle, let current = record.current { schedule(from: current.createdAt) }
+        if record.pending == nil, let current = record.current { schedule(from: current.createdAt) }
     }
 
     /// Moves an overdue idle key's start to `at` (start-up catch-up, staggered).
