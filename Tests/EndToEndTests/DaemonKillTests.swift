@@ -49,7 +49,7 @@ import Testing
         #expect(exit == 0, "exit \(String(describing: exit)):\n\(daemon.log().suffix(2000))")
         #expect(settled, "keyrotd did not settle:\n\(daemon.log().suffix(3000))")
 
-        let (rotations, created) = try await checkSettledInvariants(scratch: scratch, server: server, keys: Self.keys, overlap: Self.overlap)
+        let (rotations, created) = try await checkSettledInvariants(scratch: scratch, server: server, config: config, keys: Self.keys, overlap: Self.overlap)
         #expect(rotations >= (longTests ? 20 : 2 * Self.keys.count), "too few rotations happened across the kills: \(rotations)")
         print("daemon kill test: \(Self.kills) SIGKILLs, \(killedMidRotation) mid-rotation, \(rotations) rotations, \(created) keys created")
     }

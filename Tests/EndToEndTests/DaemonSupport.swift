@@ -106,21 +106,27 @@ extension Dictionary where Key == String, Value == Any {
     func date(_ key: String) -> Date? { (self[key] as? String).flatMap(Timestamp.parse) }
 }
 
-/// The promises that must hold once a daemon has settled after crashes, kills
-/// or faults, checked against the server's keys and request log and the
-/// consumer hook's deploy log: exactly one live keyrotd key per managed key;
-/// every consumer holds a key the server accepts; no deployed key was deleted
-/// before its successor was deployed and `overlap` had passed; every key
-/// created but never deployed (its secret lost) is deleted. Returns the number
-/// of completed rotations and of keys created.
+/// The invariants of issue 6, checked once a daemon has settled after crashes,
+/// kills or faults (every crash, fault and hook suite calls this one checker),
+/// against the server's keys and request log, the deploy hooks' logs (`<key>
+/// <key_id> <epoch ms>` lines, written once a hook's deploy is done) and the state:
+/// - exactly one live keyrotd key per managed key;
+/// - every consumer holds a key the server accepts, and every deploy hook's log
+///   ends with that live key;
+/// - no deployed key was deleted before its successor was deployed by every hook
+///   and `overlap` had passed (the order is the first log's);
+/// - every key created but never deployed (its secret lost) is deleted;
+/// - the state file loads (`keyrotd status` exits 0).
+/// Returns the number of completed rotations and of keys created.
 @discardableResult
 func checkSettledInvariants(
-    scratch: Scratch, server: MistralServer, keys names: [String], overlap: TimeInterval,
-    sourceLocation: SourceLocation = #_sourceLocation
+    scratch: Scratch, server: MistralServer, config: String, keys names: [String], overlap: TimeInterval,
+    hookLogs: [String] = ["deploys.log"], sourceLocation: SourceLocation = #_sourceLocation
 ) async throws -> (rotations: Int, created: Int) {
+    #expect(!names.isEmpty, "no keys to check", sourceLocation: sourceLocation)
     let keys = try await server.keys()
     let log = try await server.requestLog()
-    let deployed = deploys(in: scratch)
+    let logs = hookLogs.map { deploys(in: scratch, log: $0) }
     var rotations = 0
     for name in names {
         let mine = keys.filter { $0.string("name")?.hasPrefix("keyrotd/\(name)/") == true }
@@ -128,7 +134,11 @@ func checkSettledInvariants(
         #expect(live.count == 1, "\(name): \(live.count) live keys", sourceLocation: sourceLocation)
         let consumer = try String(contentsOfFile: scratch.file("consumer-\(name)"), encoding: .utf8).trimmingCharacters(in: .newlines)
         #expect(await server.accepts(Secret(consumer)), "\(name): the consumer holds a key the server refuses", sourceLocation: sourceLocation)
-        let order = deployed.filter { $0.key == name }.reduce(into: [(id: String, at: Date)]()) { order, entry in
+        for (file, entries) in zip(hookLogs, logs) {
+            #expect(entries.last { $0.key == name }?.id == live.first?.string("key_id"),
+                    "\(name): \(file) does not end with the live key", sourceLocation: sourceLocation)
+        }
+        let order = logs[0].filter { $0.key == name }.reduce(into: [(id: String, at: Date)]()) { order, entry in
             if !order.contains(where: { $0.id == entry.id }) { order.append((entry.id, entry.at)) }
         }
         rotations += max(0, order.count - 1)
@@ -137,14 +147,19 @@ func checkSettledInvariants(
                 log.first { $0.string("method") == "DELETE" && $0.string("key_id") == previous.id && ($0["status"] as? Int) == 200 },
                 "\(name): deployed key \(previous.id) was never deleted", sourceLocation: sourceLocation)
             let deletedAt = try #require(deletion.date("time"), sourceLocation: sourceLocation)
-            #expect(deletedAt.timeIntervalSince(next.at) >= overlap - 0.01,
-                    "\(name): \(previous.id) deleted \(deletedAt.timeIntervalSince(next.at))s after its successor's deploy",
-                    sourceLocation: sourceLocation)
+            for (file, entries) in zip(hookLogs, logs) {
+                let deployed = entries.first { $0.key == name && $0.id == next.id }?.at
+                #expect(deployed.map { deletedAt.timeIntervalSince($0) >= overlap - 0.01 } == true,
+                        "\(name): \(previous.id) deleted at \(deletedAt), its successor \(next.id) deployed by \(file) at \(deployed.map { "\($0)" } ?? "never") (overlap \(overlap)s)",
+                        sourceLocation: sourceLocation)
+            }
         }
         for key in mine where !order.contains(where: { $0.id == key.string("key_id") }) {
             #expect(key["deleted_at"] is String, "\(name): orphan \(key.string("key_id") ?? "?") survived", sourceLocation: sourceLocation)
         }
     }
+    let status = try keyrotd(["status", "--json", "--config", config])
+    #expect(status.status == 0, "the state file does not load: \(status.stderr)", sourceLocation: sourceLocation)
     return (rotations, keys.count)
 }
 

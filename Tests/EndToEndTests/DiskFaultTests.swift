@@ -84,7 +84,7 @@ import Testing
         #expect(try await waitFor(seconds: 30) { try allIdle(config: config, keys: Self.keys.count) })
         daemon.signal(SIGTERM)
         #expect(await daemon.wait(timeout: .seconds(20)) == 0, "\(daemon.log().suffix(2000))")
-        try await checkSettledInvariants(scratch: scratch, server: server, keys: Self.keys, overlap: 1)
+        try await checkSettledInvariants(scratch: scratch, server: server, config: config, keys: Self.keys, overlap: 1)
         #expect(samples > 0, "the state file was never sampled under the fault")
     }
 

@@ -62,7 +62,7 @@ import Testing
         let stopped = await fleet.daemon.wait(timeout: .seconds(20))
         guard settled else { return "\(name): did not settle:\n\(fleet.daemon.log().suffix(1500))" }
         guard stopped == 0 else { return "\(name): the restarted daemon did not stop cleanly (\(String(describing: stopped)))" }
-        try await checkSettledInvariants(scratch: fleet.scratch, server: fleet.server, keys: keys, overlap: 1)
+        try await checkSettledInvariants(scratch: fleet.scratch, server: fleet.server, config: fleet.config, keys: keys, overlap: 1)
         return nil
     }
 }

@@ -46,7 +46,7 @@ import Testing
         try rotated(fleet)
         let settled = try await fleet.settle(from: rotateEvery)
         #expect(settled, "the fleet did not settle:\n\(fleet.daemon.log())")
-        try await fleet.checkInvariants(hookLogs: ["deploys.log", faultyLog])
+        try await fleet.checkInvariants(overlap: 1, hookLogs: ["deploys.log", faultyLog])
         #expect(await fleet.stop() == 0, "keyrotd did not stop cleanly:\n\(fleet.daemon.log())")
     }
 

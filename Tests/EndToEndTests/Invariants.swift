@@ -5,10 +5,7 @@ import KeyRotationAdapters
 import TestSupport
 import Testing
 
-/// The invariants of issue 6, checked on a `Fleet` once it has settled: every
-/// consumer holds a key the server accepts; one keyrotd key per managed key is
-/// left at the server; no key was deleted before its successor was deployed by
-/// every hook; the state file loads.
+/// Settling a `Fleet` and checking the invariants of issue 6 on it.
 extension Fleet {
     /// Every managed key's progress, from the daemon.
     func progress() throws -> [KeyProgress] {
@@ -36,50 +33,10 @@ extension Fleet {
         }
     }
 
-    /// Checks the invariants; `hookLogs` are the deploy logs (`<key> <key_id> <epoch
-    /// ms>` lines, written once a hook's deploy is done) of every deploy hook.
-    func checkInvariants(hookLogs: [String] = ["deploys.log"]) async throws {
+    /// `checkSettledInvariants` for this fleet's keys, as the daemon reports them.
+    func checkInvariants(overlap: TimeInterval, hookLogs: [String] = ["deploys.log"]) async throws {
         let keys = try progress().map(\.key)
-        #expect(!keys.isEmpty, "the daemon reports no keys")
-        let provider = try await server.keys()
-        let requests = try await server.requestLog()
-        let logs = hookLogs.map { deploys(in: scratch, log: $0) }
-        for key in keys {
-            let mine = provider.filter { $0.string("name")?.hasPrefix("keyrotd/\(key)/") == true }
-            let live = mine.filter { !($0["deleted_at"] is String) }
-            #expect(live.count == 1, "\(key): \(live.count) live keyrotd keys at the server")
-            let secret = try String(contentsOfFile: scratch.file("consumer-\(key)"), encoding: .utf8)
-                .trimmingCharacters(in: .newlines)
-            let accepted = await server.accepts(Secret(secret))
-            #expect(accepted, "\(key): the server refuses the consumer's key")
-            for (log, entries) in zip(hookLogs, logs) {
-                #expect(entries.last { $0.key == key }?.id == live.first?.string("key_id"),
-                        "\(key): \(log) does not end with the live key")
-            }
-            for old in mine where old["deleted_at"] is String {
-                let id = try #require(old.string("key_id"))
-                let generation = Self.generation(old)
-                let successors = mine.filter { Self.generation($0) == generation + 1 }.compactMap { $0.string("key_id") }
-                let deletion = try #require(
-                    requests.first { $0.string("method") == "DELETE" && $0.string("key_id") == id && ($0["status"] as? Int) == 200 },
-                    "\(key) g\(generation) is deleted at the server but no DELETE of it was answered")
-                let deletedAt = try #require(deletion.date("time"))
-                for (log, entries) in zip(hookLogs, logs) {
-                    let deployed = entries.first { $0.key == key && successors.contains($0.id) }
-                    #expect(deployed.map { $0.at <= deletedAt } == true,
-                            "\(key) g\(generation) was deleted before \(log) recorded the deploy of g\(generation + 1)")
-                }
-            }
-        }
-        let status = try keyrotd(["status", "--json", "--config", config])
-        #expect(status.status == 0, "the state file does not load: \(status.stderr)")
-    }
-
-    /// N of a `keyrotd/<key>/gN/<rotation id>` name; 0 for any other.
-    static func generation(_ key: [String: Any]) -> Int {
-        let parts = (key.string("name") ?? "").split(separator: "/")
-        guard parts.count == 4, parts[2].hasPrefix("g") else { return 0 }
-        return Int(parts[2].dropFirst()) ?? 0
+        try await checkSettledInvariants(scratch: scratch, server: server, config: config, keys: keys, overlap: overlap, hookLogs: hookLogs)
     }
 }
 

@@ -77,7 +77,7 @@ import Testing
         let stopped = await fleet.daemon.wait(timeout: .seconds(20))
         guard recovered, settled else { return "\(label): did not recover or settle:\n\(fleet.daemon.log().suffix(2000))" }
         guard stopped == 0 else { return "\(label): exit \(String(describing: stopped)) at SIGTERM" }
-        try await checkSettledInvariants(scratch: fleet.scratch, server: fleet.server, keys: keys, overlap: 1)
+        try await checkSettledInvariants(scratch: fleet.scratch, server: fleet.server, config: fleet.config, keys: keys, overlap: 1)
         return nil
     }
 }
