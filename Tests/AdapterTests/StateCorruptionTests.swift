@@ -27,6 +27,20 @@ import Testing
         #expect(refusal.contains("it is empty"), "\(refusal)")
     }
 
+    /// The daemon and the CLI skip `load`'s own JSON check and let the decoder judge
+    /// the body (one parse instead of two): a body whose checksum is right but which
+    /// is no state document is still refused, naming the file, and left as it was.
+    @Test(arguments: ["[1]", "\"x\"", "{\"keys\":5}", "{\"keys\":{}} x", "{\"keys\":{}", "{}", "{\"keys\":{\"a\":{}}}", "{\"keys\":{}}\u{0}"])
+    func aChecksumValidBodyThatIsNoStateIsRefused(body: String) throws {
+        let directory = try TemporaryDirectory()
+        let state = StateFile(path: directory.file("state.json"))
+        try writeRaw(StateFileFormat.encode(body: Array(body.utf8), version: StateDocument.schemaVersion), to: state.path)
+        let before = try FileSnapshot(state.path)
+        let refusal = try #require(try Self.load(state), "\(body) was taken for a state")
+        #expect(refusal.contains(state.path), "\(refusal)")
+        #expect(try FileSnapshot(state.path) == before)
+    }
+
     /// Async and yielding after every case (see ConfigFuzzTests).
     @Test func everyDamageIsRefusedAndTheFileLeftAsItWas() async throws {
         let directory = try TemporaryDirectory()
@@ -71,7 +85,7 @@ import Testing
     static func load(_ state: StateFile) throws -> String? {
         let loaded: (version: Int, body: [UInt8])?
         do {
-            loaded = try state.load(maxSupportedVersion: StateDocument.schemaVersion)
+            loaded = try state.load(maxSupportedVersion: StateDocument.schemaVersion, checkingJSON: false)
         } catch {
             #expect(error.path == state.path)
             return error.description

@@ -25,6 +25,7 @@ import Testing
 
     static let faults = [
         Fault(name: "fsync fails with EIO", enable: "enable name=posix/io/sync/fsync,failinfo=5", point: "posix/io/sync/fsync", writable: false),
+        Fault(name: "fsync fails with ENOSPC", enable: "enable name=posix/io/sync/fsync,failinfo=28", point: "posix/io/sync/fsync", writable: false),
         Fault(name: "write fails with ENOSPC", enable: "enable name=posix/io/rw/write,failinfo=28", point: "posix/io/rw/write", writable: false),
         Fault(name: "write fails with EIO", enable: "enable name=posix/io/rw/write,failinfo=5", point: "posix/io/rw/write", writable: false),
         Fault(name: "every write is short", enable: "enable name=posix/io/rw/write/reduce", point: "posix/io/rw/write/reduce", writable: true),

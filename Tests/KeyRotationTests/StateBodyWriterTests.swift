@@ -27,7 +27,8 @@ import Testing
         var random = SplitMix64(seed: 42)
         var document = StateDocument()
         var writer = StateBodyWriter()
-        var names = ["alpha", "beta", "dev-team", "zeta", "a/b", "ünïcode", "Zed", "a", "ab", "a-b"]
+        var names = ["alpha", "beta", "dev-team", "zeta", "a/b", "ünïcode", "Zed", "a", "ab", "a-b", "q\"uote", "back\\slash",
+                     "tab\tand\u{1}control", "é"]
         for (index, name) in names.enumerated() { document.keys[name] = Self.record(name, index) }
         #expect(try writer.body(of: document) == document.encoded())
         #expect(writer.lastEncodedRecords == names.count)
@@ -36,7 +37,7 @@ import Testing
 
         for step in 0..<300 {
             var changed = 0
-            switch random.next() % 6 {
+            switch random.next() % 8 {
             case 0:
                 let name = "new-\(step)"
                 names.append(name)
@@ -49,6 +50,16 @@ import Testing
                 document.audit = AuditMemory(reported: ["unmanaged:k\(step)"], lastRun: t0 + .seconds(Int64(step)))
             case 3:
                 document.budget = step % 2 == 0 ? BudgetMemory(month: "2026-11", raised: ["organization@\(step)"]) : nil
+            case 4:
+                document.audit = nil
+            case 5 where names.count > 1:
+                // One key goes and another comes in the same persist: the count stays.
+                let gone = names.remove(at: Int(random.next() % UInt64(names.count)))
+                document.keys[gone] = nil
+                let name = "swap-\(step)"
+                names.append(name)
+                document.keys[name] = Self.record(name, step)
+                changed = 1
             default:
                 let name = names[Int(random.next() % UInt64(names.count))]
                 document.keys[name]?.attempts += 1
@@ -96,7 +107,6 @@ import Testing
     ])
     func theHandParserLeavesAnythingElseToTheFormatStyle(text: String) {
         #expect(Timestamp.parseCanonical(text) == nil)
-        #expect(Timestamp.parse(text)?.millisecondsSince1970 == Timestamp.parseWithStyle(text)?.millisecondsSince1970)
     }
 
     @Test func leapDays() {
