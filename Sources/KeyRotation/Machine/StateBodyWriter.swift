@@ -37,6 +37,9 @@ public struct StateBodyWriter {
         var size = 2
         for name in order {
             let record = document.keys[name]!
+            // `==` compares strings by canonical equivalence: a message that changed only
+            // in Unicode normalisation keeps its earlier bytes, which decode to an equal
+            // record (the checksum covers the bytes actually written).
             if let cached = records[name], cached.record == record {
                 size += cached.member.count + cached.json.count + 1
                 continue
