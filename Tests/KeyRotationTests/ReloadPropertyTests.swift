@@ -75,6 +75,7 @@ import Testing
         #expect(totals.reloadsDuringUsageLook > 0 || Self.seedCount < 8)
         #expect(totals.reloadsWhileBlocked > 0 || Self.seedCount < 8)
         #expect(totals.crashes > 0)
+        #expect(totals.startedBeforeExpiry > 0 || Self.seedCount < 8, "no reload ever needed the rotation moved before the key's expiry")
         #expect(totals.revokes > 0)
     }
 }
@@ -101,13 +102,16 @@ struct ReloadDriver {
         var rotateRequests = 0
         var failures = 0
         var extensions = 0
-        /// Not asserted (the design does not promise otherwise; see the notes on `checkDeletion`
-        /// and `checkQuiet`), only counted: an old key deleted before deploy + the overlap in force
-        /// at the deletion (a reload lengthened the overlap after the deploy), and a current key
-        /// whose provider expiry comes before its next rotation + overlap (a reload lengthened
-        /// rotate_every after the key was created with the old lifetime).
+        /// Not asserted (the design does not promise otherwise; see the note on `checkDeletion`),
+        /// only counted: an old key deleted before deploy + the overlap in force at the deletion
+        /// (a reload lengthened the overlap after the deploy).
         var deletedBeforeLongerOverlap = 0
+        /// Asserted to stay 0 (`checkQuiet`): a current key whose provider expiry comes before
+        /// its next rotation + overlap (a reload lengthened rotate_every after the key was
+        /// created with the old lifetime).
         var expiresBeforeRotation = 0
+        /// Quiet points whose due time was moved back before the key's expiry.
+        var startedBeforeExpiry = 0
 
         mutating func add(_ other: Totals) {
             steps += other.steps
@@ -125,15 +129,17 @@ struct ReloadDriver {
             extensions += other.extensions
             deletedBeforeLongerOverlap += other.deletedBeforeLongerOverlap
             expiresBeforeRotation += other.expiresBeforeRotation
+            startedBeforeExpiry += other.startedBeforeExpiry
         }
 
         var description: String {
             "\(steps) steps, \(rotations) rotations, \(reloads) reloads (\(reloadsWhileAwaiting) with an outcome awaited, "
                 + "\(reloadsMidDeploy) mid-deploy, \(reloadsInOverlap) in overlap, \(reloadsDuringUsageLook) during a usage look, "
                 + "\(reloadsWhileBlocked) while blocked), \(crashes) crashes, \(revokes) revokes, \(rotateRequests) rotate requests, "
-                + "\(failures) injected failures, \(extensions) overlap extensions; noted, not asserted: "
+                + "\(failures) injected failures, \(extensions) overlap extensions; noted: "
                 + "\(deletedBeforeLongerOverlap) old key(s) deleted before deploy + an overlap lengthened later, "
-                + "\(expiresBeforeRotation) quiet point(s) with the current key expiring before its next rotation + overlap"
+                + "\(expiresBeforeRotation) quiet point(s) with the current key expiring before its next rotation + overlap, "
+                + "\(startedBeforeExpiry) with the rotation moved before the key's expiry"
         }
     }
 
@@ -547,11 +553,15 @@ struct ReloadDriver {
         }
         try require(!machine.awaiting, "the machine awaits an outcome no action will bring")
         // The provider expires a key after the lifetime asked at its create; a reload that
-        // lengthens rotate_every cannot extend it (the audit reports such a key): counted only.
-        if let current = machine.record.current, let lifetime = lifetimes[current.id], let due = machine.record.nextDue,
-            machine.record.pending == nil, due + policy.overlap > current.createdAt + lifetime
-        {
-            totals.expiresBeforeRotation += 1
+        // lengthens rotate_every cannot extend it, so the machine must start the next
+        // rotation early enough that the key outlives its successor's deploy + overlap.
+        if let current = machine.record.current, let lifetime = lifetimes[current.id] {
+            try require(current.expiresAt == current.createdAt + lifetime,
+                        "the current key's expiry \(current.expiresAt.map(Self.at) ?? "-") is not its creation + the lifetime its create asked for")
+            if let due = machine.record.nextDue, machine.record.pending == nil, due + policy.overlap > current.createdAt + lifetime {
+                totals.expiresBeforeRotation += 1
+                throw violation("the current key expires at \(Self.at(current.createdAt + lifetime)), before its next rotation \(Self.at(due)) + the overlap")
+            }
         }
         // Never stuck: at its deadline (or now, if that is past) a tick does something.
         guard let deadline = machine.nextDeadline else { throw violation("not awaiting, but no deadline") }
@@ -566,11 +576,17 @@ struct ReloadDriver {
     /// Once no new key is pending, the next due time is the current key's creation
     /// + rotate_every + this cycle's jitter under the policy in force, moved into its
     /// window (or to the start-up catch-up), never the one computed under an older policy.
-    func checkDueFollowsPolicy(afterReload: Bool) throws {
+    mutating func checkDueFollowsPolicy(afterReload: Bool) throws {
         let record = machine.record
         guard record.pending == nil, let current = record.current else { return }
         guard let due = record.nextDue else {
             try require(record.phase == .idle, "no next due time in \(record.phase.rawValue)")
+            return
+        }
+        // A key whose expiry comes too soon for the policy (a reload lengthened it) starts
+        // its next rotation at the latest instant that leaves it the overlap and a day.
+        if let latest = Schedule.latestStart(expiresAt: current.expiresAt, policy: policy), due == latest {
+            totals.startedBeforeExpiry += 1
             return
         }
         let plain = current.createdAt + policy.rotateEvery + policy.jitter.multiplied(by: record.jitterDraw)

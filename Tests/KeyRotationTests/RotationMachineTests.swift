@@ -95,6 +95,35 @@ import Testing
         #expect(sim.record.current?.createdAt == expected)
     }
 
+    /// The provider expires a key after the lifetime its create asked for. A reload to a
+    /// longer `rotate_every` must not schedule the next rotation after that: it starts
+    /// early enough that the key outlives its successor's deploy and the overlap, with a day
+    /// to spare — outside the window if the window opens too late.
+    @Test(arguments: [false, true])
+    func aLongerIntervalAfterAReloadNeverOutlivesTheCurrentKey(window: Bool) throws {
+        var short = KeyPolicy.test
+        short.rotateEvery = .days(2)
+        short.jitter = .zero
+        short.maxOverlap = short.overlap
+        var sim = Simulation(policy: short)
+        try sim.run { $0.record.generation == 1 && $0.record.phase == .idle }
+        let current = try #require(sim.record.current)
+        // 2d + 24h overlap + 7d margin, from the create.
+        #expect(current.expiresAt == current.createdAt + short.keyLifetime)
+        #expect(sim.record.nextDue == current.createdAt + .days(2), "not binding under the policy the key was created with")
+        var long = short
+        long.rotateEvery = .days(30)
+        if window { long.window = try RotationWindow(parsing: "Sat") }
+        sim.policy = long
+        sim.machine.apply(policy: long, hooks: hooks, adopt: nil)
+        let latest = try #require(current.expiresAt) - long.overlap - .days(1)
+        #expect(sim.record.nextDue == latest)
+        try sim.run { $0.record.generation == 2 && $0.record.phase == .idle }
+        let next = try #require(sim.record.current)
+        #expect(next.createdAt <= latest)
+        #expect(next.expiresAt == next.createdAt + long.keyLifetime, "the new key has the new lifetime")
+    }
+
     @Test func theWindowMovesTheStartToTheNextOpening() throws {
         var policy = KeyPolicy.test
         policy.window = try RotationWindow(parsing: "Mon..Fri 09:00..17:00")

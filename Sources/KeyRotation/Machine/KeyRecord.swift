@@ -27,12 +27,18 @@ public struct ProviderKeyRef: Codable, Sendable, Equatable {
     public var name: String
     public var createdAt: Date
     public var generation: Int
+    /// When the provider expires the key on its own, at the latest: creation plus the
+    /// lifetime its create asked for (the provider rounds the day up), or the expiry
+    /// an adopted key was listed with. nil when unknown (state files written before
+    /// this field, adopted keys without an expiry).
+    public var expiresAt: Date?
 
-    public init(id: String, name: String, createdAt: Date, generation: Int) {
+    public init(id: String, name: String, createdAt: Date, generation: Int, expiresAt: Date? = nil) {
         self.id = id
         self.name = name
         self.createdAt = createdAt
         self.generation = generation
+        self.expiresAt = expiresAt
     }
 }
 
@@ -79,6 +85,9 @@ public struct PendingKey: Codable, Sendable, Equatable {
     /// provider may hold a key of this name that we do not know, so the next
     /// attempt lists by name first.
     public var createAttempted: Bool
+    /// The lifetime the create asked the provider for (set with `createAttempted`):
+    /// a reload in between must not change what the key's expiry is taken to be.
+    public var lifetime: TimeSpan?
     /// Provider keys carrying `name` found while reconciling; deleted before creating anew
     /// because their secrets are lost.
     public var orphans: [String]

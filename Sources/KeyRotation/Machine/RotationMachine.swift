@@ -175,9 +175,20 @@ public struct RotationMachine: Sendable {
                 return [.persist]
             }
             guard now >= due else { return [] }
+            let latest = Schedule.latestStart(expiresAt: current.expiresAt, policy: policy)
             if let window = policy.window, !window.contains(now, in: timeZone) {
-                record.nextDue = window.nextOpening(atOrAfter: now, in: timeZone)
-                return [.persist]
+                let opening = window.nextOpening(atOrAfter: now, in: timeZone)
+                // Outside the window the rotation waits for it, unless the key would
+                // expire before a rotation starting then is through (`latestStart`).
+                if latest.map({ opening <= $0 }) ?? true {
+                    record.nextDue = opening
+                    return [.persist]
+                }
+                if now < latest! {
+                    record.nextDue = latest
+                    return [.persist]
+                }
+                return startRotation(now: now, reason: "due since \(Timestamp.format(due)); the key expires \(Timestamp.format(current.expiresAt!)), so not waiting for the window")
             }
             return startRotation(now: now, reason: "due since \(Timestamp.format(due))")
         case .adopting:
@@ -242,6 +253,7 @@ public struct RotationMachine: Sendable {
             return [expect(.listKeys(nameContains: pending.name))]
         }
         record.pending?.createAttempted = true
+        record.pending?.lifetime = policy.keyLifetime
         return [.persist, expect(.createKey(name: pending.name, lifetime: policy.keyLifetime))]
     }
 
@@ -266,7 +278,7 @@ public struct RotationMachine: Sendable {
                 kind: .needsOperator, code: "adopt_not_found",
                 message: "adopt = \"\(adopt ?? "")\": the provider has no key with that id"), now: now)
         }
-        record.current = ProviderKeyRef(id: key.id, name: key.name, createdAt: key.createdAt, generation: 0)
+        record.current = ProviderKeyRef(id: key.id, name: key.name, createdAt: key.createdAt, generation: 0, expiresAt: key.expiresOn)
         record.generation = 0
         record.phase = .idle
         record.revoking = false
@@ -293,7 +305,9 @@ public struct RotationMachine: Sendable {
     private mutating func finishDeploy(now: Date, id: String, pending: PendingKey) -> [Action] {
         let created = pending.createdAt ?? now
         let old = record.current
-        record.current = ProviderKeyRef(id: id, name: pending.name, createdAt: created, generation: pending.generation)
+        record.current = ProviderKeyRef(
+            id: id, name: pending.name, createdAt: created, generation: pending.generation,
+            expiresAt: pending.lifetime.map { created + $0 })
         record.generation = pending.generation
         record.pending = nil
         record.jitterDraw = record.random.nextUnit()
@@ -574,11 +588,15 @@ public struct RotationMachine: Sendable {
     /// opening of the window.
     private mutating func schedule(from created: Date) {
         let due = Schedule.dueTime(created: created, jitterDraw: record.jitterDraw, policy: policy, timeZone: timeZone)
-        guard let notBefore = record.notBefore, notBefore > due else {
+        if let notBefore = record.notBefore, notBefore > due {
+            record.nextDue = policy.window?.nextOpening(atOrAfter: notBefore, in: timeZone) ?? notBefore
+        } else {
             record.nextDue = due
-            return
         }
-        record.nextDue = policy.window?.nextOpening(atOrAfter: notBefore, in: timeZone) ?? notBefore
+        if let latest = Schedule.latestStart(expiresAt: record.current?.expiresAt, policy: policy),
+           let next = record.nextDue, next > latest {
+            record.nextDue = latest
+        }
     }
 
     /// Applies a new policy (a reload): a rotation in flight keeps going, and the

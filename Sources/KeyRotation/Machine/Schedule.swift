@@ -8,6 +8,19 @@ public enum Schedule {
         return policy.window?.nextOpening(atOrAfter: due, in: timeZone) ?? due
     }
 
+    /// The latest a rotation may start so that the current key, expiring at the provider
+    /// at `expiresAt`, still works until its successor is deployed and the overlap has
+    /// passed, with a day to spare for retries. A due time after it (a reload that
+    /// lengthened `rotate_every` or `jitter` after the key was created with a shorter
+    /// lifetime, or a window opening too late) is moved back to it, window or not:
+    /// consumers holding an expired key is worse than a rotation outside the window.
+    /// For a key created under the policy in force it binds only when a window opens more
+    /// than six days after the due time: the lifetime covers rotate_every, jitter, the
+    /// longest overlap and at least seven days more.
+    public static func latestStart(expiresAt: Date?, policy: KeyPolicy) -> Date? {
+        expiresAt.map { $0 - policy.overlap - .days(1) }
+    }
+
     /// Overdue keys at start-up are caught up, never skipped: oldest first, started
     /// `spacing` apart from `now` so a fleet that was down does not rotate at once.
     public static func staggerOverdue(_ machines: inout [RotationMachine], now: Date, spacing: TimeSpan) -> [AuditEvent] {
