@@ -175,20 +175,17 @@ public struct RotationMachine: Sendable {
                 return [.persist]
             }
             guard now >= due else { return [] }
-            let latest = Schedule.latestStart(expiresAt: current.expiresAt, policy: policy)
             if let window = policy.window, !window.contains(now, in: timeZone) {
                 let opening = window.nextOpening(atOrAfter: now, in: timeZone)
                 // Outside the window the rotation waits for it, unless the key would
                 // expire before a rotation starting then is through (`latestStart`).
-                if latest.map({ opening <= $0 }) ?? true {
+                guard let latest = Schedule.latestStart(expiresAt: current.expiresAt, policy: policy), opening > latest else {
                     record.nextDue = opening
                     return [.persist]
                 }
-                if now < latest! {
-                    record.nextDue = latest
-                    return [.persist]
-                }
-                return startRotation(now: now, reason: "due since \(Timestamp.format(due)); the key expires \(Timestamp.format(current.expiresAt!)), so not waiting for the window")
+                return startRotation(
+                    now: now,
+                    reason: "due since \(Timestamp.format(due)); the window opens \(Timestamp.format(opening)), after the latest start \(Timestamp.format(latest)) the key's expiry allows")
             }
             return startRotation(now: now, reason: "due since \(Timestamp.format(due))")
         case .adopting:
@@ -252,9 +249,10 @@ public struct RotationMachine: Sendable {
         if pending.createAttempted {
             return [expect(.listKeys(nameContains: pending.name))]
         }
+        let lifetime = policy.keyLifetime
         record.pending?.createAttempted = true
-        record.pending?.lifetime = policy.keyLifetime
-        return [.persist, expect(.createKey(name: pending.name, lifetime: policy.keyLifetime))]
+        record.pending?.lifetime = lifetime
+        return [.persist, expect(.createKey(name: pending.name, lifetime: lifetime))]
     }
 
     private mutating func reconciled(_ keys: [ListedKey], now: Date) -> [Action] {
