@@ -22,6 +22,13 @@ extension Daemon {
     }
 
     func handle(_ request: ControlRequest, from peer: ControlPeer, _ responder: ControlResponder, group: inout TaskGroup<Void>) {
+        if let problem = request.fieldProblem {
+            logger.warning(
+                "control: \(request.command.rawValue) refused: \(problem.message)",
+                metadata: ["event": "control-request", "command": "\(request.command.rawValue)", "peer_uid": "\(peer.uid)"])
+            responder.fail(problem)
+            return
+        }
         if request.command != .ping && request.command != .status {
             var metadata: Logger.Metadata = [
                 "event": "control-request", "command": "\(request.command.rawValue)", "peer_uid": "\(peer.uid)",

@@ -407,7 +407,7 @@ public final class Daemon {
         oversight = OversightSchedule(
             audit: document.audit ?? AuditMemory(), budget: document.budget, now: Date(), auditEvery: configuration.audit.every)
         for (name, record) in document.keys where machines[name] == nil {
-            unmanaged[name] = record
+            unmanaged[name] = Self.unmanaged(record)
             logger.notice("the state file knows key \(name), which the configuration no longer names: kept, not managed", metadata: ["key": "\(name)"])
         }
     }
@@ -533,13 +533,21 @@ public final class Daemon {
     func finishRemoval(_ name: String) {
         removing.remove(name)
         guard let machine = machines.removeValue(forKey: name) else { return }
-        var record = machine.record
-        record.pending?.secret = nil
-        unmanaged[name] = record
+        unmanaged[name] = Self.unmanaged(machine.record)
         logger.notice(
             "key \(name) removed from the configuration: no longer managed (its provider keys are left alone)",
             metadata: ["key": "\(name)"])
         persist()
+    }
+
+    /// A record kept for a key the configuration no longer names. A new key's secret
+    /// that never reached its consumers is dropped: nothing will deploy it, and the
+    /// state file would otherwise hold it forever. Whether the key was removed by a
+    /// reload or while keyrotd was stopped, the record ends up the same.
+    static func unmanaged(_ record: KeyRecord) -> KeyRecord {
+        var record = record
+        record.pending?.secret = nil
+        return record
     }
 
     // MARK: - Audit trail

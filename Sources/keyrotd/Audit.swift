@@ -44,20 +44,20 @@ struct AuditCommand: ParsableCommand {
         let findings = report.findings
         text += "\n\(findings.count) finding(s)\n"
         for finding in findings {
-            text += "  \(finding.kind.rawValue): \(finding.message)\n"
-            if let remedy = finding.remedy { text += "      fix: \(remedy)\n" }
+            text += "  \(finding.kind.rawValue): \(TerminalText.escaped(finding.message))\n"
+            if let remedy = finding.remedy { text += "      fix: \(TerminalText.escaped(remedy))\n" }
         }
         if let spend = report.spend {
             text += "\nspend this month\n"
             if spend.isEmpty { text += "  no monthly limit is set\n" }
             for figure in spend {
                 let scope = figure.scope == .organization
-                    ? "organisation" : "workspace \(figure.workspaceName ?? figure.workspaceID ?? "?")"
-                let currency = figure.currency.map { " \($0)" } ?? ""
+                    ? "organisation" : "workspace \(TerminalText.escaped(figure.workspaceName ?? figure.workspaceID ?? "?"))"
+                let currency = figure.currency.map { " \(TerminalText.escaped($0))" } ?? ""
                 text += "  \(scope): \(String(format: "%.2f", figure.spent)) of \(String(format: "%.2f", figure.limit))\(currency) (\(String(format: "%.1f", figure.percent))%)\n"
             }
         } else if let error = report.spendError {
-            text += "\nspend this month: could not be read (\(error))\n"
+            text += "\nspend this month: could not be read (\(TerminalText.escaped(error)))\n"
         }
         return text
     }
@@ -79,6 +79,6 @@ struct DeleteOrphan: ParsableCommand {
         let deleted = try Control.call(
             ControlRequest(command: .deleteOrphan, keyID: keyID), socket: daemon.socketPath,
             expecting: DeletedOrphan.self, timeout: .seconds(120))
-        print("deleted \(deleted.keyID) (\(deleted.name))")
+        Console.line("deleted \(deleted.keyID) (\(deleted.name))")
     }
 }

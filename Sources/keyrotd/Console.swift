@@ -2,9 +2,17 @@ import Foundation
 import KeyRotation
 import KeyRotationAdapters
 
+/// Everything the CLI prints for people goes through here or `TextTable`, which
+/// escape control characters (`TerminalText`): key and workspace names, findings
+/// and errors carry text from the provider or from hooks.
 enum Console {
     static func error(_ line: String) {
-        StandardError.write(line + "\n")
+        StandardError.write(TerminalText.escaped(line) + "\n")
+    }
+
+    /// One line on stdout.
+    static func line(_ text: String) {
+        print(TerminalText.escaped(text))
     }
 
     /// Stable JSON: sorted keys, ISO 8601 times in UTC with milliseconds.
@@ -22,7 +30,7 @@ struct TextTable {
     }
 
     mutating func add(_ row: [String]) {
-        rows.append(row)
+        rows.append(row.map(TerminalText.escaped))
     }
 
     func render() -> String {

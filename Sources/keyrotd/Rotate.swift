@@ -72,7 +72,7 @@ struct OperatorRequest {
 
     func run() throws {
         let accepted = try Control.call(ControlRequest(command: command, key: key), socket: socket, expecting: KeyProgress.self)
-        print("\(key): \(accepted.message ?? accepted.phase.rawValue)")
+        Console.line("\(key): \(accepted.message ?? accepted.phase.rawValue)")
         guard wait.wait else { return }
         let limit = Date() + ((try? TimeSpan(parsing: wait.timeout)) ?? .minutes(30))
         // The generation that ends the request: the pending one, or the second
@@ -106,7 +106,7 @@ struct OperatorRequest {
             }
             let line = describe(progress)
             if line != said {
-                print("\(key): \(line)")
+                Console.line("\(key): \(line)")
                 said = line
             }
             if progress.phase == .blocked {
@@ -114,7 +114,7 @@ struct OperatorRequest {
                 throw ExitCode.temporaryFailure
             }
             if done(progress, target: target) {
-                print("\(key): \(summary(progress))")
+                Console.line("\(key): \(summary(progress))")
                 return
             }
             if Date() > limit { return try giveUp() }

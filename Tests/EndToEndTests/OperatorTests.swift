@@ -184,6 +184,27 @@ struct Fleet {
         #expect(await fleet.stop() == 0)
     }
 
+    /// A `key` or `key_id` that is no key name or id (a newline, a terminal escape,
+    /// kilobytes of junk) is refused as a bad request before anything of it is
+    /// logged: it could otherwise forge journal lines or fill them.
+    @Test func aMalformedKeyIsRefusedBeforeItIsLogged() async throws {
+        let fleet = try await Fleet()
+        defer { fleet.scratch.remove() }
+        _ = try await fleet.firstDeploy(of: "alpha")
+        let marker = "FORGED\(UUID().uuidString.prefix(8))"
+        let forged = "alpha\\nkeyrotd[1]: \(marker) \\u001b[2J" + String(repeating: "x", count: 4000)
+        for field in ["key", "key_id"] {
+            let command = field == "key" ? "rotate" : "delete-orphan"
+            let reply = try rawExchange(fleet.socket, Array("{\"version\":1,\"command\":\"\(command)\",\"\(field)\":\"\(forged)\"}\n".utf8))
+            #expect(reply.contains("\"bad_request\""), "\(field): \(reply)")
+            #expect(!reply.contains(marker), "\(field): the reply quotes the value")
+        }
+        #expect(await fleet.stop() == 0)
+        let log = fleet.daemon.log()
+        #expect(!log.contains(marker), "the daemon logged an invalid key field")
+        #expect(log.contains("refused: key is not a valid key name"), "\(log)")
+    }
+
     /// While a slow deploy hook holds the new secret (it is in the state until
     /// every hook succeeded), no reply carries it.
     @Test func noReplyCarriesTheSecretInFlight() async throws {

@@ -46,6 +46,33 @@ public struct ControlRequest: Codable, Sendable, Equatable {
         case version, command, key
         case keyID = "key_id"
     }
+
+    /// Why the request's fields cannot be used, or nil. Checked before anything of
+    /// the request is logged or looked up: `key` must be a valid key name and
+    /// `key_id` a plausible provider key id, so a client cannot put 64 KiB, a
+    /// newline or a terminal escape into the journal. The message never quotes the
+    /// offending value.
+    public var fieldProblem: ControlError? {
+        if let key, !ManagedKey.isValidName(key) {
+            return ControlError(
+                code: "bad_request",
+                message: "key is not a valid key name (1-64 letters, digits, \".\", \"_\" or \"-\", starting with a letter or digit)")
+        }
+        if let keyID, !Self.isPlausibleKeyID(keyID) {
+            return ControlError(
+                code: "bad_request", message: "key_id is not a provider key id (1-128 letters, digits, \".\", \"_\" or \"-\")")
+        }
+        return nil
+    }
+
+    /// Provider key ids are UUIDs at Mistral; this admits any id made of the
+    /// characters ids are made of, and nothing that could break a log line.
+    public static func isPlausibleKeyID(_ id: String) -> Bool {
+        let scalars = id.unicodeScalars
+        return (1...128).contains(scalars.count) && scalars.allSatisfy { c in
+            c.isASCII && (c.properties.isAlphabetic || ("0"..."9").contains(c) || c == "." || c == "_" || c == "-")
+        }
+    }
 }
 
 /// Why a request was not carried out. `code` is stable and machine-readable.

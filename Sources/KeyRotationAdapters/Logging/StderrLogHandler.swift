@@ -1,10 +1,11 @@
 import Foundation
+import KeyRotation
 import Logging
 import Synchronization
 
 /// Readable log lines on stderr, for a terminal, a test, or a service without a
 /// journal: `LEVEL message key=value ...`, metadata sorted by key, one line per
-/// event (newlines in values escaped so one event never spans lines).
+/// event (newlines and other control characters escaped, `TerminalText`).
 public struct StderrLogHandler: LogHandler {
     public var logLevel: Logger.Level = .info
     public var metadata: Logger.Metadata = [:]
@@ -46,8 +47,9 @@ public struct StderrLogHandler: LogHandler {
         }
     }
 
+    /// One event is one line, and nothing in it can drive the terminal.
     static func escape(_ text: String) -> String {
-        text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\n", with: "\\n")
+        TerminalText.escaped(text)
     }
 
     static func quote(_ text: String) -> String {
