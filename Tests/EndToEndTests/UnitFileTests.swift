@@ -53,6 +53,8 @@ import Testing
             ("StateDirectory", "keyrotd"), ("StateDirectoryMode", "0700"),
             ("RuntimeDirectory", "keyrotd"), ("RuntimeDirectoryMode", "0750"),
             ("UMask", "0077"), ("LimitCORE", "0"), ("Environment", "SWIFT_BACKTRACE=enable=no"),
+            // Secrets never reach swap; no IPC object is shared with other services.
+            ("MemorySwapMax", "0"), ("PrivateIPC", "yes"),
             ("LoadCredential", "mistral-admin-key:/etc/keyrotd/mistral-admin-key"),
             ("ProtectSystem", "strict"), ("NoNewPrivileges", "yes"), ("MemoryDenyWriteExecute", "yes"),
             // libdispatch calls setpriority(), which the filter denies: EPERM, not SIGSYS.
