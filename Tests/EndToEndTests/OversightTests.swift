@@ -37,6 +37,9 @@ private let day: TimeInterval = 86_400
         return seeded
     }
 
+    /// The workspace `keySection` configures (seeded keys default to the server's default workspace).
+    static let workspace = "7f1e0c3a-5d1b-4c52-9a3e-2b7d8e6f4a10"
+
     @Test func everyFindingIsReportedOnceAndTheJSONIsStable() async throws {
         var seeded = Seeded()
         var fleet = try await Fleet(rotateEvery: "30d", extra: "[audit]\nevery = \"1s\"\nstale_after = \"30d\"\n") { server in
@@ -50,7 +53,7 @@ private let day: TimeInterval = 86_400
         // Named for this keyrotd's instance (drawn at its first start: the current key's name says which).
         let currentName = try #require(try await fleet.server.keys().first { $0.string("key_id") == current }?.string("name"))
         let instance = try #require(ProviderKeyName(currentName)?.instance)
-        let orphanKey = try #require(try await fleet.server.control(.post, "/_control/keys", ["name": "keyrotd/\(instance)/alpha/g9/abcdef"]) as? [String: Any])
+        let orphanKey = try #require(try await fleet.server.control(.post, "/_control/keys", ["name": "keyrotd/\(instance)/alpha/g9/abcdef", "workspace_uuid": Self.workspace]) as? [String: Any])
         seeded.orphan = try #require(orphanKey.string("key_id"))
         // Another keyrotd sharing the organisation, managing an alpha of its own.
         let theirs = try #require(try await fleet.server.control(.post, "/_control/keys", ["name": "keyrotd/other-deployment/alpha/g3/abcdef"]) as? [String: Any])
