@@ -158,7 +158,10 @@ hooks = ["{DEMO}/hooks/write-consumer-env"]
         if event == "rotation-started":
             say(f"{key}: rotation to generation {gen} starts" + (f" (replacing key {short(old)})" if old else " (no key yet)"))
         elif event == "key-created":
-            say(f"{key}: created key {short(new)} at the provider as keyrotd/{key}/g{gen}/…")
+            # The daemon logs the provider name it gave: keyrotd/<instance>/<key>/g<n>/<id>.
+            named = re.search(r"created (keyrotd/\S+)", line)
+            say(f"{key}: created key {short(new)} at the provider as "
+                + (named.group(1) if named else f"keyrotd/…/{key}/g{gen}/…"))
         elif event == "key-verified":
             say(f"{key}: the new key works (GET /v1/models answered 200)")
         elif event == "deployed":

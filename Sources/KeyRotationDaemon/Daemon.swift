@@ -51,6 +51,9 @@ public final class Daemon {
     let logger: Logger
     let hooks: HookRunner
     var configuration: Configuration
+    /// This deployment's name, fixed for the run (`InstanceChoice`): part of every
+    /// provider key name it creates, and what tells its keys from another keyrotd's.
+    let instance: String
     var providers: [String: any KeyProvider]
     var machines: [String: RotationMachine] = [:]
     /// Records the state file holds for keys no longer configured: kept as they are,
@@ -87,12 +90,13 @@ public final class Daemon {
     var loaded = StateDocument()
 
     private init(
-        options: DaemonOptions, logger: Logger, configuration: Configuration, providers: [String: any KeyProvider],
-        stateFile: StateFile, lock: consuming StateFileLock
+        options: DaemonOptions, logger: Logger, configuration: Configuration, instance: String,
+        providers: [String: any KeyProvider], stateFile: StateFile, lock: consuming StateFileLock
     ) {
         self.options = options
         self.logger = logger
         self.configuration = configuration
+        self.instance = instance
         self.providers = providers
         self.stateFile = stateFile
         self.lock = lock
@@ -113,9 +117,23 @@ public final class Daemon {
         if let problem = providerChanges(configuration, document: document).first {
             throw DaemonFailure.configuration(problem)
         }
+        let choice = InstanceChoice.resolve(
+            configured: configuration.daemon.instance, persisted: document.instance, draw: ProviderKeyName.randomInstance)
+        switch choice.origin {
+        case .persisted, .configured:
+            break
+        case .drawn:
+            logger.notice(
+                "this keyrotd's instance is \(choice.instance) (drawn at the first start, kept in the state file; [daemon] instance sets one): its keys are named keyrotd/\(choice.instance)/<key>/…",
+                metadata: ["event": "instance-drawn"])
+        case .configuredReplacing(let former):
+            logger.warning(
+                "[daemon] instance \(choice.instance) replaces the state file's instance \(former): keys the state knows stay managed; keys named keyrotd/\(former)/… it does not know count as another keyrotd's from now on (the audit reports them, nothing deletes them)",
+                metadata: ["event": "instance-changed"])
+        }
         let daemon = Daemon(
-            options: options, logger: logger, configuration: configuration, providers: providers,
-            stateFile: stateFile, lock: lock)
+            options: options, logger: logger, configuration: configuration, instance: choice.instance,
+            providers: providers, stateFile: stateFile, lock: lock)
         daemon.adopt(document)
         try daemon.listen()
         return daemon
@@ -183,7 +201,7 @@ public final class Daemon {
         }
         let names = machines.keys.sorted().joined(separator: ", ")
         logger.notice(
-            "keyrotd running: \(machines.count) key(s) (\(names)), state \(stateFile.path)",
+            "keyrotd running: instance \(instance), \(machines.count) key(s) (\(names)), state \(stateFile.path)",
             metadata: ["event": "daemon-started"])
 
         let spacing = configuration.daemon.catchUpSpacing
@@ -192,7 +210,7 @@ public final class Daemon {
         for machine in fleet { machines[machine.name] = machine }
         // Written at start only if start-up changed something (new keys, a changed
         // policy, the catch-up): at 1000 keys a write is ~40 ms before READY.
-        if allRecords() != loaded.keys { persist() }
+        if allRecords() != loaded.keys || loaded.instance != instance { persist() }
         loaded = StateDocument()
         malloc_trim(0)  // what reading the configuration and the state freed
 
@@ -399,7 +417,8 @@ public final class Daemon {
             var record = document.keys[key.name] ?? KeyRecord(name: key.name, seed: UInt64.random(in: 0...UInt64.max))
             if record.provider == nil { record.provider = key.provider }
             var machine = RotationMachine(
-                record: record, policy: key.policy, hooks: key.hooks, adopt: key.adopt, timeZone: timeZone)
+                record: record, policy: key.policy, hooks: key.hooks, adopt: key.adopt, instance: instance,
+                workspace: key.workspace, timeZone: timeZone)
             // The configuration may have changed while keyrotd was stopped.
             machine.apply(policy: key.policy, hooks: key.hooks, adopt: key.adopt)
             machines[key.name] = machine
@@ -416,7 +435,7 @@ public final class Daemon {
         var keys = unmanaged
         for (name, machine) in machines { keys[name] = machine.record }
         do {
-            let document = StateDocument(keys: keys, audit: oversight.audit, budget: oversight.budget)
+            let document = StateDocument(keys: keys, audit: oversight.audit, budget: oversight.budget, instance: instance)
             let body = try bodyWriter.body(of: document)
             Failpoint.hit(.persistBefore)
             try stateFile.save(body: body, version: StateDocument.schemaVersion)
@@ -492,6 +511,9 @@ public final class Daemon {
         }
         self.providers = providers
         let socket = next.daemon.resolvedControlSocket(environment: options.environment)
+        if let named = next.daemon.instance, named != instance {
+            logger.warning("[daemon] instance changed to \(named): takes effect at the next start; still running as \(instance)")
+        }
         if socket != control?.path {
             logger.warning("[daemon] control_socket changed to \(socket): takes effect at the next start; still listening on \(control?.path ?? "-")")
         }
@@ -501,11 +523,14 @@ public final class Daemon {
             removing.remove(key.name)
             if var machine = machines[key.name] {
                 machine.apply(policy: key.policy, hooks: key.hooks, adopt: key.adopt)
+                machine.workspace = key.workspace
                 machines[key.name] = machine
             } else {
                 var record = unmanaged.removeValue(forKey: key.name) ?? KeyRecord(name: key.name, seed: UInt64.random(in: 0...UInt64.max))
                 if record.provider == nil { record.provider = key.provider }
-                var machine = RotationMachine(record: record, policy: key.policy, hooks: key.hooks, adopt: key.adopt, timeZone: timeZone)
+                var machine = RotationMachine(
+                    record: record, policy: key.policy, hooks: key.hooks, adopt: key.adopt, instance: instance,
+                    workspace: key.workspace, timeZone: timeZone)
                 machine.apply(policy: key.policy, hooks: key.hooks, adopt: key.adopt)
                 machines[key.name] = machine
             }

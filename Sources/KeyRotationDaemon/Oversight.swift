@@ -116,7 +116,7 @@ extension Daemon {
                 return
             }
             audit(AuditEvent(
-                .orphanDeleted, key: Self.managedName(of: key.name) ?? "-", keyID: key.id,
+                .orphanDeleted, key: ProviderKeyName(key.name)?.key ?? "-", keyID: key.id,
                 message: "deleted orphan \(key.id) (\(key.name)) on an operator's request"))
             responder.reply(ControlResponse(result: DeletedOrphan(keyID: key.id, name: key.name)))
         }
@@ -187,7 +187,9 @@ extension Daemon {
                 all.filter { ($0.value.provider ?? self.configuration.key(named: $0.key)?.provider) == provider }
             }
             let run = { (records: [String: KeyRecord]) in
-                Audit.run(keys: listed, records: records, configured: configured, staleAfter: self.configuration.audit.staleAfter, now: now)
+                Audit.run(
+                    keys: listed, records: records, configured: configured, instance: self.instance,
+                    staleAfter: self.configuration.audit.staleAfter, now: now)
             }
             let confirmed = Set(run(records(listing.before)).findings.map(\.id))
             let report = run(records(after))
@@ -295,13 +297,6 @@ extension Daemon {
 
     // MARK: - Orphans
 
-    /// The managed key a keyrotd-made provider key belongs to: `keyrotd/<key>/g<n>/<id>`.
-    static func managedName(of providerName: String) -> String? {
-        let parts = providerName.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 4, parts[0] == "keyrotd", !parts[1].isEmpty else { return nil }
-        return String(parts[1])
-    }
-
     func lookUpOrphan(_ keyID: String, _ responder: ControlResponder, group: inout TaskGroup<Void>) {
         let providers = self.providers
         let continuation = self.continuation
@@ -322,8 +317,9 @@ extension Daemon {
         }
     }
 
-    /// Deletes `keyID` only if it is keyrotd-named and no record knows it, checked
-    /// against the records as they are now (on the loop, after the lookup).
+    /// Deletes `keyID` only if it is keyrotd-named, not for another instance, in its
+    /// key's workspace, and no record knows it, checked against the records as they
+    /// are now (on the loop, after the lookup).
     private func deleteOrphan(
         _ keyID: String, found: Result<(provider: String, key: ListedKey)?, StepFailure>, _ responder: ControlResponder,
         group: inout TaskGroup<Void>
@@ -336,7 +332,7 @@ extension Daemon {
         case .success(let value):
             hit = value
         }
-        guard let (providerName, key) = hit, Self.managedName(of: key.name) != nil else {
+        guard let (providerName, key) = hit, let name = ProviderKeyName(key.name) else {
             responder.fail(ControlError(
                 code: "unknown_key",
                 message: "the provider has no keyrotd-made key with id \(keyID); delete-orphan only removes keys named keyrotd/…"))
@@ -351,10 +347,22 @@ extension Daemon {
             responder.fail(ControlError(code: "refused", message: "\(keyID) (\(key.name)) is to be adopted by \(adopter.name): not an orphan"))
             return
         }
-        if let managed = Self.managedName(of: key.name), configuration.key(named: managed) == nil, records[managed] == nil {
+        if let other = name.instance, other != instance {
             responder.fail(ControlError(
                 code: "refused",
-                message: "\(keyID) (\(key.name)) belongs to \(managed), which this keyrotd never managed (another keyrotd sharing the organisation?): not deleted"))
+                message: "\(keyID) (\(key.name)) belongs to keyrotd instance \(other), another keyrotd sharing the organisation (this one is \(instance)): not deleted; only that keyrotd, or the provider's console, may delete it"))
+            return
+        }
+        if configuration.key(named: name.key) == nil, records[name.key] == nil {
+            responder.fail(ControlError(
+                code: "refused",
+                message: "\(keyID) (\(key.name)) belongs to \(name.key), which this keyrotd never managed (another keyrotd sharing the organisation?): not deleted"))
+            return
+        }
+        if let workspace = configuration.key(named: name.key)?.workspace, key.workspaceID != workspace {
+            responder.fail(ControlError(
+                code: "refused",
+                message: "\(keyID) (\(key.name)) is in workspace \(key.workspaceID ?? "(none given)"), not \(name.key)'s workspace \(workspace): not this keyrotd's, not deleted"))
             return
         }
         guard !draining, let provider = providers[providerName] else {

@@ -23,7 +23,7 @@ func populate(directory: String, keys: Int, seedFile: String) throws {
     for index in 0..<keys {
         let name = "team-\(index)"
         let id = UUID().uuidString.lowercased()
-        let providerName = PendingKey.providerName(key: name, generation: 1, rotationID: String(format: "%06x", index))
+        let providerName = ProviderKeyName(instance: "bench", key: name, generation: 1, rotationID: String(format: "%06x", index)).description
         var record = KeyRecord(name: name, seed: UInt64(index) &+ 1)
         record.provider = "mistral"
         record.current = ProviderKeyRef(id: id, name: providerName, createdAt: created, generation: 1)

@@ -42,7 +42,7 @@ func benchStartup(configPath: String, runs: Int) throws {
         for key in configuration.keys {
             var machine = RotationMachine(
                 record: document.keys[key.name] ?? KeyRecord(name: key.name, seed: 1), policy: key.policy,
-                hooks: key.hooks, adopt: key.adopt, timeZone: .current)
+                hooks: key.hooks, adopt: key.adopt, instance: "bench", workspace: key.workspace, timeZone: .current)
             machine.apply(policy: key.policy, hooks: key.hooks, adopt: key.adopt)
             records[key.name] = machine.record
         }

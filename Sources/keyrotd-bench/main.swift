@@ -75,7 +75,8 @@ func benchState(directory: String, keys: Int, saves: Int) throws {
 /// One key, an in-memory provider and consumer, a manual clock: the machine alone.
 func benchEngine(rotations: Int) {
     var machine = RotationMachine(
-        record: KeyRecord(name: "bench", seed: 1), policy: .standard, hooks: ["/h1", "/h2"], timeZone: TimeZone(identifier: "UTC")!)
+        record: KeyRecord(name: "bench", seed: 1), policy: .standard, hooks: ["/h1", "/h2"], instance: "bench", workspace: "bench",
+        timeZone: TimeZone(identifier: "UTC")!)
     var now = Date(timeIntervalSince1970: 1_790_000_000)
     var live: [String: Secret] = [:]
     var counter = 0

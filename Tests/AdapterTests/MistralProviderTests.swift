@@ -119,7 +119,7 @@ import Testing
         var policy = KeyPolicy.standard
         policy.retryInitial = .seconds(10)
         policy.blockedRetry = .hours(1)
-        var machine = RotationMachine(record: KeyRecord(name: "t", seed: 7), policy: policy, hooks: ["/bin/true"], timeZone: .gmt)
+        var machine = RotationMachine(record: KeyRecord(name: "t", seed: 7), policy: policy, hooks: ["/bin/true"], instance: "test", workspace: "test", timeZone: .gmt)
         let now = Date()
         let actions = machine.handle(.tick, now: now)
         guard case .createKey(let name, _)? = actions.last else {

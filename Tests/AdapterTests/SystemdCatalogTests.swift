@@ -69,7 +69,7 @@ import TestSupport
     @Test func everyAuditKindAndDaemonEventHasAnID() {
         let expected = AuditEvent.Kind.allCases.map(\.rawValue)
             + ["hook-output", "config-reloaded", "config-rejected", "daemon-started", "daemon-stopping", "audit-finding",
-               "budget-threshold", "control-request"]
+               "budget-threshold", "control-request", "instance-drawn", "instance-changed"]
         #expect(Set(MessageID.all.map(\.event)) == Set(expected))
         #expect(MessageID.all.count == expected.count)
         #expect(MessageID.forEvent("deploy") == nil)

@@ -25,6 +25,24 @@ import Testing
         #expect(result.stderr.isEmpty)
     }
 
+    @Test func aBadInstanceNameIsReportedWithItsPlace() throws {
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let (config, environment) = try Self.example(in: scratch)
+        let text = try String(contentsOfFile: config, encoding: .utf8)
+        let edited = text.replacingOccurrences(of: "# instance = \"prod\" ", with: "instance = \"prod/eu\"")
+        #expect(edited != text)
+        try edited.write(toFile: config, atomically: true, encoding: .utf8)
+        let line = try #require(edited.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.hasPrefix("instance = ") }) + 1
+        let result = try keyrotd(["check-config", "--config", config], environment: environment)
+        #expect(result.status == 78)
+        #expect(result.stderr.contains("\(config):\(line): daemon.instance: \"prod/eu\" is not a valid instance name"), "\(result.stderr)")
+        // Valid, it is accepted.
+        try text.replacingOccurrences(of: "# instance = \"prod\" ", with: "instance = \"prod-eu\"")
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        #expect(try keyrotd(["check-config", "--config", config], environment: environment).status == 0)
+    }
+
     @Test func outsideTheServiceTheCredentialIsAWarningNotAnError() throws {
         let scratch = try Scratch()
         defer { scratch.remove() }

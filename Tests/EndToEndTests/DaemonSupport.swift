@@ -61,10 +61,11 @@ func consumerHook(in scratch: Scratch, failingFor failing: String = "", delay: I
 /// `moreHooks` run after `hook`, in order.
 func daemonConfig(
     in scratch: Scratch, server: MistralServer, keys: [String], hook: String, moreHooks: [String] = [],
-    rotateEvery: String, overlap: String, extra: String = "", providerExtra: String = ""
+    rotateEvery: String, overlap: String, extra: String = "", providerExtra: String = "", daemonExtra: String = ""
 ) throws -> String {
     var text = """
         [daemon]
+        \(daemonExtra)
         state_file = "\(scratch.file("state/state.json"))"
         control_socket = "\(scratch.file("control.sock"))"
         catch_up_spacing = "200ms"
@@ -101,6 +102,12 @@ func deploys(in scratch: Scratch, log: String = "deploys.log") -> [(key: String,
     }
 }
 
+/// A server key (as `/_control/keys` lists it) keyrotd named for managed key
+/// `name`, by either naming scheme, whatever its instance.
+func isKeyrotdKey(_ key: [String: Any], of name: String) -> Bool {
+    key.string("name").flatMap(ProviderKeyName.init)?.key == name
+}
+
 extension Dictionary where Key == String, Value == Any {
     func string(_ key: String) -> String? { self[key] as? String }
     func date(_ key: String) -> Date? { (self[key] as? String).flatMap(Timestamp.parse) }
@@ -117,11 +124,13 @@ extension Dictionary where Key == String, Value == Any {
 ///   and `overlap` had passed (the order is the first log's);
 /// - every key created but never deployed (its secret lost) is deleted;
 /// - the state file loads (`keyrotd status` exits 0).
+/// With `instance`, only keys named for that keyrotd instance count (another
+/// keyrotd shares the server).
 /// Returns the number of completed rotations and of keys created.
 @discardableResult
 func checkSettledInvariants(
     scratch: Scratch, server: MistralServer, config: String, keys names: [String], overlap: TimeInterval,
-    hookLogs: [String] = ["deploys.log"], sourceLocation: SourceLocation = #_sourceLocation
+    hookLogs: [String] = ["deploys.log"], instance: String? = nil, sourceLocation: SourceLocation = #_sourceLocation
 ) async throws -> (rotations: Int, created: Int) {
     #expect(!names.isEmpty, "no keys to check", sourceLocation: sourceLocation)
     let keys = try await server.keys()
@@ -129,7 +138,9 @@ func checkSettledInvariants(
     let logs = hookLogs.map { deploys(in: scratch, log: $0) }
     var rotations = 0
     for name in names {
-        let mine = keys.filter { $0.string("name")?.hasPrefix("keyrotd/\(name)/") == true }
+        let mine = keys.filter {
+            isKeyrotdKey($0, of: name) && (instance == nil || $0.string("name").flatMap(ProviderKeyName.init)?.instance == instance)
+        }
         let live = mine.filter { !($0["deleted_at"] is String) }
         #expect(live.count == 1, "\(name): \(live.count) live keys", sourceLocation: sourceLocation)
         let consumer = try String(contentsOfFile: scratch.file("consumer-\(name)"), encoding: .utf8).trimmingCharacters(in: .newlines)

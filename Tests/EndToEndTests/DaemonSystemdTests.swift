@@ -102,7 +102,7 @@ import Testing
         #expect(maxOpen <= 2, "more hooks at once than keys: \(runs)")
         let keys = try await server.keys()
         for name in ["alpha", "beta"] {
-            let live = keys.filter { $0.string("name")?.hasPrefix("keyrotd/\(name)/") == true && !($0["deleted_at"] is String) }
+            let live = keys.filter { isKeyrotdKey($0, of: name) && !($0["deleted_at"] is String) }
             #expect(live.count == 1, "\(name): \(live.count) live keys")
         }
     }

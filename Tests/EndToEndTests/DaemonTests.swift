@@ -24,7 +24,7 @@ import Testing
         let settled = try await waitFor(seconds: 60) {
             let keys = try await server.keys()
             return Self.keys.allSatisfy { name in
-                let mine = keys.filter { $0.string("name")?.hasPrefix("keyrotd/\(name)/") == true }
+                let mine = keys.filter { isKeyrotdKey($0, of: name) }
                 return mine.count >= 3 && mine.filter { $0["deleted_at"] is String }.count >= 2
             }
         }
@@ -41,12 +41,12 @@ import Testing
         let log = try await server.requestLog()
         let deployed = deploys(in: scratch)
         for name in Self.keys {
-            let mine = keys.filter { $0.string("name")?.hasPrefix("keyrotd/\(name)/") == true }
+            let mine = keys.filter { isKeyrotdKey($0, of: name) }
                 .sorted { ($0.date("created_at") ?? .distantPast) < ($1.date("created_at") ?? .distantPast) }
             #expect(mine.count >= 3, "\(name): \(mine.count) keys")  // more under load: a key may run ahead of the others
             for (index, key) in mine.enumerated() {
                 let id = try #require(key.string("key_id"))
-                #expect(key.string("name")?.hasPrefix("keyrotd/\(name)/g\(index + 1)/") == true)
+                #expect(ProviderKeyName(key.string("name") ?? "")?.generation == index + 1)
                 let created = try #require(log.firstIndex { $0.string("method") == "POST" && $0.string("key_id") == id && ($0["status"] as? Int) == 200 })
                 let verified = try #require(log.firstIndex { $0.string("path") == "/v1/models" && $0.string("auth") == "key:\(id)" && ($0["status"] as? Int) == 200 })
                 #expect(created < verified, "\(name) g\(index + 1): verified before it was created")
@@ -88,12 +88,12 @@ import Testing
         let config = try daemonConfig(in: scratch, server: server, keys: ["broken", "healthy"], hook: hook, rotateEvery: "4s", overlap: "1s")
         let daemon = try DaemonProcess(config: config, logPath: scratch.file("keyrotd.log"))
         let settled = try await waitFor(seconds: 40) {
-            try await server.keys().filter { $0.string("name")?.hasPrefix("keyrotd/healthy/") == true && $0["deleted_at"] is String }.count >= 2
+            try await server.keys().filter { isKeyrotdKey($0, of: "healthy") && $0["deleted_at"] is String }.count >= 2
         }
         daemon.signal(SIGTERM)
         #expect(await daemon.wait(timeout: .seconds(20)) == 0)
         #expect(settled, "the healthy key did not rotate:\n\(daemon.log())")
-        let broken = try await server.keys().filter { $0.string("name")?.hasPrefix("keyrotd/broken/") == true }
+        let broken = try await server.keys().filter { isKeyrotdKey($0, of: "broken") }
         #expect(broken.count == 1, "the broken key's first key was created and nothing else")
         #expect(broken.allSatisfy { !($0["deleted_at"] is String) }, "no key of the broken key was deleted")
         #expect(daemon.log().contains("hook_exit_3"))

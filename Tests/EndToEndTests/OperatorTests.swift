@@ -69,7 +69,7 @@ struct Fleet {
     }
 
     func live(_ key: String) async throws -> [[String: Any]] {
-        try await server.keys().filter { $0.string("name")?.hasPrefix("keyrotd/\(key)/") == true && !($0["deleted_at"] is String) }
+        try await server.keys().filter { isKeyrotdKey($0, of: key) && !($0["deleted_at"] is String) }
     }
 
     /// Every daemon log line with `event=<event>`, across restarts.

@@ -37,6 +37,9 @@ private let day: TimeInterval = 86_400
         return seeded
     }
 
+    /// The workspace `keySection` configures (seeded keys default to the server's default workspace).
+    static let workspace = "7f1e0c3a-5d1b-4c52-9a3e-2b7d8e6f4a10"
+
     @Test func everyFindingIsReportedOnceAndTheJSONIsStable() async throws {
         var seeded = Seeded()
         var fleet = try await Fleet(rotateEvery: "30d", extra: "[audit]\nevery = \"1s\"\nstale_after = \"30d\"\n") { server in
@@ -47,8 +50,14 @@ private let day: TimeInterval = 86_400
         // An orphan of alpha (a create whose record was lost), seeded once the first
         // rotation's end-of-rotation sweep (which would delete it) is over.
         #expect(try await waitFor(seconds: 20) { !fleet.events("rotation-completed").isEmpty })
-        let orphanKey = try #require(try await fleet.server.control(.post, "/_control/keys", ["name": "keyrotd/alpha/g9/abcdef"]) as? [String: Any])
+        // Named for this keyrotd's instance (drawn at its first start: the current key's name says which).
+        let currentName = try #require(try await fleet.server.keys().first { $0.string("key_id") == current }?.string("name"))
+        let instance = try #require(ProviderKeyName(currentName)?.instance)
+        let orphanKey = try #require(try await fleet.server.control(.post, "/_control/keys", ["name": "keyrotd/\(instance)/alpha/g9/abcdef", "workspace_uuid": Self.workspace]) as? [String: Any])
         seeded.orphan = try #require(orphanKey.string("key_id"))
+        // Another keyrotd sharing the organisation, managing an alpha of its own.
+        let theirs = try #require(try await fleet.server.control(.post, "/_control/keys", ["name": "keyrotd/other-deployment/alpha/g3/abcdef"]) as? [String: Any])
+        let otherInstance = try #require(theirs.string("key_id"))
 
         let first = try fleet.cli(["audit", "--json"])
         #expect(first.status == 0, "\(first)")
@@ -57,9 +66,10 @@ private let day: TimeInterval = 86_400
         let expected = [
             "unmanaged:\(seeded.ciBot)", "unmanaged:\(seeded.oldBot)", "stale:\(seeded.oldBot)", "over-age:\(seeded.oldBot)",
             "unmanaged:\(seeded.soonBot)", "expiring:\(seeded.soonBot)", "unmanaged:\(seeded.foreign)", "orphan:\(seeded.orphan)",
+            "foreign:\(otherInstance)",
         ].sorted()
         #expect(found == expected, "\(first.stdout)")
-        #expect(report.keys.count == 6)
+        #expect(report.keys.count == 7)
         #expect(report.keys.first { $0.id == current }?.managedAs == "alpha")
         #expect(report.findings.first { $0.kind == .orphan }?.remedy == "keyrotd delete-orphan \(seeded.orphan)")
         #expect(report.spend != nil, "spend against limit is part of the audit")
@@ -69,7 +79,7 @@ private let day: TimeInterval = 86_400
         #expect(Self.withoutGeneratedAt(second.stdout) == Self.withoutGeneratedAt(first.stdout))
         let table = try fleet.cli(["audit"])
         #expect(table.status == 0)
-        #expect(table.stdout.contains("8 finding(s)") && table.stdout.contains("fix: keyrotd delete-orphan \(seeded.orphan)"), "\(table.stdout)")
+        #expect(table.stdout.contains("9 finding(s)") && table.stdout.contains("fix: keyrotd delete-orphan \(seeded.orphan)"), "\(table.stdout)")
 
         // The scheduled audit (every second) writes each finding once, across a restart.
         _ = try await waitFor(seconds: 20) { fleet.events("audit-finding").count >= expected.count }
@@ -78,7 +88,7 @@ private let day: TimeInterval = 86_400
         try await Task.sleep(for: .seconds(4))
         let journal = fleet.events("audit-finding")
         #expect(journal.count == expected.count, "\(journal.joined(separator: "\n"))")
-        for id in [seeded.ciBot, seeded.oldBot, seeded.soonBot, seeded.foreign, seeded.orphan] {
+        for id in [seeded.ciBot, seeded.oldBot, seeded.soonBot, seeded.foreign, seeded.orphan, otherInstance] {
             #expect(journal.contains { $0.contains("key_id=\(id)") })
         }
 
@@ -90,6 +100,9 @@ private let day: TimeInterval = 86_400
         #expect(unmanaged.status == 64, "\(unmanaged)")
         let foreign = try fleet.cli(["delete-orphan", seeded.foreign])
         #expect(foreign.status == 75 && foreign.stderr.contains("never managed"), "\(foreign)")
+        let another = try fleet.cli(["delete-orphan", otherInstance])
+        #expect(another.status == 75 && another.stderr.contains("belongs to keyrotd instance other-deployment"), "\(another)")
+        #expect(!(try await fleet.server.keys().first { $0.string("key_id") == otherInstance }?["deleted_at"] is String))
         let deleted = try fleet.cli(["delete-orphan", seeded.orphan])
         #expect(deleted.status == 0, "\(deleted)")
         #expect(try await fleet.server.keys().first { $0.string("key_id") == seeded.orphan }?["deleted_at"] is String)

@@ -257,7 +257,7 @@ func environOpensWithoutCapabilities(_ pid: pid_t) throws -> Bool {
                 }
                 let keys = try await fleet.server.keys()
                 return Self.keys.allSatisfy { name in
-                    keys.filter { $0.string("name")?.hasPrefix("keyrotd/\(name)/") == true && $0["deleted_at"] is String }.count >= 2
+                    keys.filter { isKeyrotdKey($0, of: name) && $0["deleted_at"] is String }.count >= 2
                 }
             }
             #expect(rotated, "two rotations of every key did not complete")

@@ -6,6 +6,8 @@ import Testing
 private enum Fixture {
     static let now = t0
     static let staleAfter = TimeSpan.days(30)
+    /// This keyrotd's instance; its managed keys live in workspace "ws".
+    static let instance = "prod"
 
     static func managed(_ name: String, rotateEvery: TimeSpan = .days(90)) -> ManagedKey {
         var policy = KeyPolicy.standard
@@ -15,9 +17,12 @@ private enum Fixture {
     }
 
     static func listed(
-        _ id: String, _ name: String, created: TimeSpan, lastUsed: TimeSpan? = nil, expires: Date? = nil
+        _ id: String, _ name: String, created: TimeSpan, lastUsed: TimeSpan? = nil, expires: Date? = nil,
+        workspace: String = "ws"
     ) -> ListedKey {
-        ListedKey(id: id, name: name, createdAt: now - created, lastUsed: lastUsed.map { now - $0 }, expiresOn: expires)
+        ListedKey(
+            id: id, name: name, createdAt: now - created, workspaceID: workspace, lastUsed: lastUsed.map { now - $0 },
+            expiresOn: expires)
     }
 
     static func record(_ name: String, current: ListedKey?, nextDue: Date? = nil) -> KeyRecord {
@@ -45,7 +50,7 @@ private enum Fixture {
     ) -> AuditReport {
         Audit.run(
             keys: keys, records: Dictionary(uniqueKeysWithValues: records.map { ($0.name, $0) }),
-            configured: configured, staleAfter: staleAfter, now: now)
+            configured: configured, instance: instance, staleAfter: staleAfter, now: now)
     }
 }
 
@@ -60,7 +65,7 @@ private typealias F = Fixture
         let batchInFlight = F.listed("k-batch2", "keyrotd/batch/g2/dddddd", created: .minutes(1))
         let unmanaged = F.listed("k-ci", "ci-bot", created: .days(10), lastUsed: .days(1))
         let unconfigured = F.listed("k-legacy", "keyrotd/legacy/g1/eeeeee", created: .days(5), lastUsed: .hours(1))
-        let orphan = F.listed("k-orphan", "keyrotd/dev-team/g1/ffffff", created: .days(3))
+        let orphan = F.listed("k-orphan", "keyrotd/prod/dev-team/g1/ffffff", created: .days(3))
         let stale = F.listed("k-stale", "analytics", created: .days(60), lastUsed: .days(45))
         let neverUsedNew = F.listed("k-new", "fresh", created: .days(2))
         let neverUsedOld = F.listed("k-idle", "idle", created: .days(31))
@@ -107,9 +112,9 @@ private typealias F = Fixture
             "unmanaged k-ci -",
             "unmanaged k-new -",
             "unmanaged k-idle -", "stale k-idle -",
-            "orphan k-orphan dev-team",
             "unmanaged k-legacy legacy",
             "over-age k-ops1 ops",
+            "orphan k-orphan dev-team",
             "expiring k-web1 web",
             "unmanaged k-partner -", "expiring k-partner -",
             "missing - lost",
@@ -152,7 +157,7 @@ private typealias F = Fixture
     // MARK: - Ownership
 
     @Test func aKeyNamedByACreateInFlightIsPendingNotAnOrphan() {
-        let inFlight = F.listed("k2", "keyrotd/a/g2/abcdef", created: .days(40))
+        let inFlight = F.listed("k2", "keyrotd/prod/a/g2/abcdef", created: .days(40))
         var record = F.record("a", current: nil)
         record.phase = .creating
         record.pending = PendingKey(generation: 2, name: inFlight.name, createAttempted: true)
@@ -197,7 +202,7 @@ private typealias F = Fixture
     }
 
     @Test func anOrphanNamesItsManagedKeyAndTheRemedy() throws {
-        let orphan = F.listed("k9", "keyrotd/dev-team/g3/abcdef", created: .hours(2))
+        let orphan = F.listed("k9", "keyrotd/prod/dev-team/g3/abcdef", created: .hours(2))
         let report = F.run([orphan], [], configured: [F.managed("dev-team")])
         let finding = try #require(report.findings.first)
         #expect(report.findings.count == 1)
@@ -213,7 +218,7 @@ private typealias F = Fixture
     /// Another keyrotd sharing the organisation names its keys the same way: a
     /// keyrotd-named key of a key this one never had is unmanaged, never an orphan.
     @Test func aKeyrotdKeyOfAKeyThisKeyrotdNeverHadIsNotAnOrphan() throws {
-        let foreign = F.listed("k7", "keyrotd/other-team/g4/abcdef", created: .hours(2))
+        let foreign = F.listed("k7", "keyrotd/prod/other-team/g4/abcdef", created: .hours(2))
         let report = F.run([foreign], [], configured: [F.managed("dev-team")])
         #expect(report.findings.map(\.kind) == [.unmanaged])
         #expect(report.findings.first?.remedy == nil)
@@ -482,5 +487,65 @@ private typealias F = Fixture
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .custom { Timestamp.parse(try $0.singleValueContainer().decode(String.self)) ?? .distantPast }
         #expect(try decoder.decode(AuditReport.self, from: Data(text.utf8)) == report)
+    }
+}
+
+/// Two keyrotd deployments sharing an organisation (and key names): the audit
+/// tells this instance's keys from another's, and never offers to delete the other's.
+@Suite struct SharedOrganisationAuditTests {
+    @Test func anotherInstancesKeyIsForeignNeverAnOrphan() throws {
+        let theirs = F.listed("k-st", "keyrotd/staging/dev-team/g4/abcdef", created: .days(200), lastUsed: .days(100), expires: F.day(-1))
+        let report = F.run([theirs], [F.record("dev-team", current: nil)], configured: [F.managed("dev-team")])
+        let finding = try #require(report.findings.first)
+        #expect(report.findings.map(\.kind) == [.foreign], "not stale, over-age or expiring either: \(report.findings)")
+        #expect(finding.remedy == nil)
+        #expect(finding.key == nil, "not this keyrotd's dev-team")
+        #expect(finding.message.contains("keyrotd instance staging"))
+        #expect(finding.message.contains("this one is prod"))
+        #expect(report.keys[0].managedAs == nil)
+    }
+
+    /// An instance named like a key, a key named like an instance: the segments decide.
+    @Test func namesAreReadBySegmentsNotByPrefix() throws {
+        let keys = [
+            F.listed("k-a", "keyrotd/dev-team/prod/g1/aaaaaa", created: .hours(1)),  // instance dev-team's key "prod"
+            F.listed("k-b", "keyrotd/prod/g1/bbbbbb", created: .hours(1)),  // old scheme, key "prod"
+            F.listed("k-c", "keyrotd/prod/dev-team/g1/cccccc", created: .hours(1)),  // ours
+        ]
+        let report = F.run(keys, [], configured: [F.managed("dev-team"), F.managed("prod")])
+        let kinds = Dictionary(uniqueKeysWithValues: report.keys.map { ($0.id, $0.findings.map(\.kind)) })
+        #expect(kinds["k-a"] == [.foreign])
+        #expect(kinds["k-b"] == [.legacy])
+        #expect(kinds["k-c"] == [.orphan])
+    }
+
+    @Test func anUnrecordedOldSchemeKeyIsLegacyAndARecordedOneIsManaged() throws {
+        let known = F.listed("k-old", "keyrotd/dev-team/g3/aaaaaa", created: .days(1), lastUsed: .hours(1))
+        let unknown = F.listed("k-lost", "keyrotd/dev-team/g2/bbbbbb", created: .days(2))
+        let report = F.run([known, unknown], [F.record("dev-team", current: known)], configured: [F.managed("dev-team")])
+        let byID = Dictionary(uniqueKeysWithValues: report.keys.map { ($0.id, $0) })
+        #expect(byID["k-old"]?.managedAs == "dev-team")
+        #expect(byID["k-old"]?.role == .current)
+        #expect(byID["k-old"]?.findings.isEmpty == true)
+        let finding = try #require(byID["k-lost"]?.findings.first)
+        #expect(byID["k-lost"]?.findings.count == 1)
+        #expect(finding.kind == .legacy)
+        #expect(finding.key == "dev-team")
+        #expect(finding.message.contains("not upgraded yet"))
+        #expect(finding.remedy == "keyrotd delete-orphan k-lost")
+    }
+
+    @Test func aKeyOfThisInstanceInAnotherWorkspaceIsNoOrphan() throws {
+        let elsewhere = F.listed("k-w", "keyrotd/prod/dev-team/g2/abcdef", created: .hours(1), workspace: "ws-other")
+        let report = F.run([elsewhere], [], configured: [F.managed("dev-team")])
+        #expect(report.findings.map(\.kind) == [.unmanaged])
+        #expect(report.findings.first?.remedy == nil)
+        #expect(report.findings.first?.message.contains("workspace ws-other") == true)
+    }
+
+    /// The JSON contract only grows: the new kinds are plain strings.
+    @Test func theNewKindsInJSON() throws {
+        #expect(AuditFinding.Kind.foreign.rawValue == "foreign")
+        #expect(AuditFinding.Kind.legacy.rawValue == "legacy")
     }
 }

@@ -154,6 +154,20 @@ func mutated(_ old: String, _ new: String) -> String {
         }
     }
 
+    @Test func theInstanceIsOptionalAndNamedLikeAKey() throws {
+        #expect(try #require(ConfigParser.parse(validConfig).configuration).daemon.instance == nil)
+        let named = ConfigParser.parse(mutated("[daemon]\n", "[daemon]\ninstance = \"prod-eu.1\"\n"))
+        #expect(named.problems == [])
+        #expect(named.configuration?.daemon.instance == "prod-eu.1")
+        for bad in ["", "-prod", "prod/eu", "pröd", String(repeating: "a", count: 33)] {
+            let parsed = ConfigParser.parse(mutated("[daemon]\n", "[daemon]\ninstance = \"\(bad)\"\n"))
+            #expect(parsed.configuration == nil, "\(bad)")
+            #expect(parsed.problems.map { $0.formatted(file: "f") }
+                == ["f:2: daemon.instance: \"\(bad)\" is not a valid instance name: use 1-32 letters, digits, \".\", \"_\" or \"-\", starting with a letter or digit"])
+        }
+        #expect(ConfigParser.parse(mutated("[daemon]\n", "[daemon]\ninstance = 7\n")).problems.map(\.path) == ["daemon.instance"])
+    }
+
     @Test func workspaceMustBeAUUID() {
         let parsed = ConfigParser.parse(mutated(
             "workspace = \"7f1e0c3a-1111-4222-8333-444455556666\"\nuser = \"b52d9e10-1111-4222-8333-444455556666\"\nhooks = [\"/etc/keyrotd/hooks.d/write-env-file\"]\n",

@@ -196,7 +196,7 @@ struct ReloadDriver {
             deployed.insert(created.id)
         }
         persisted = record
-        machine = RotationMachine(record: record, policy: policy, hooks: hooks, adopt: adopt, timeZone: utc)
+        machine = RotationMachine(record: record, policy: policy, hooks: hooks, adopt: adopt, instance: testInstance, workspace: testWorkspace, timeZone: utc)
         log("start: seed \(seed), policy \(Self.describe(policy)), hooks \(hooks), adopt \(adopt ?? "-")")
     }
 
@@ -388,7 +388,7 @@ struct ReloadDriver {
         let document = StateDocument(keys: [persisted.name: persisted])
         let decoded = try! StateDocument.decode(try! document.encoded(), version: StateDocument.schemaVersion)
         persisted = decoded.keys[persisted.name]!
-        machine = RotationMachine(record: persisted, policy: policy, hooks: hooks, adopt: adopt, timeZone: utc)
+        machine = RotationMachine(record: persisted, policy: policy, hooks: hooks, adopt: adopt, instance: testInstance, workspace: testWorkspace, timeZone: utc)
         machine.apply(policy: policy, hooks: hooks, adopt: adopt)
         var machines = [machine]
         _ = Schedule.staggerOverdue(&machines, now: now, spacing: .minutes(1))

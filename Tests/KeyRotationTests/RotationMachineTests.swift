@@ -178,13 +178,13 @@ import Testing
         sim.inject.append((match: .create, failure: Self.transient))
         try sim.send(.tick)
         sim.now = try #require(sim.record.retryAt)
-        var machine = RotationMachine(record: sim.record, policy: .test, hooks: hooks, timeZone: utc)
+        var machine = RotationMachine(record: sim.record, policy: .test, hooks: hooks, instance: testInstance, workspace: testWorkspace, timeZone: utc)
         let actions = machine.handle(.tick, now: sim.now)
         guard case .listKeys(let filter?) = actions.first else {
             Issue.record("expected a list by name first, got \(actions)")
             return
         }
-        #expect(filter.hasPrefix("keyrotd/dev-team/g1/"))
+        #expect(filter.hasPrefix("keyrotd/\(testInstance)/dev-team/g1/"))
         #expect(filter == sim.record.pending?.name)
     }
 
@@ -298,7 +298,7 @@ import Testing
             record.current = ProviderKeyRef(id: name, name: name, createdAt: due - .days(90), generation: 1)
             record.generation = 1
             record.nextDue = due
-            return RotationMachine(record: record, policy: .test, hooks: hooks, timeZone: utc)
+            return RotationMachine(record: record, policy: .test, hooks: hooks, instance: testInstance, workspace: testWorkspace, timeZone: utc)
         }
         let now = t0 + .days(200)
         var machines = [machine("a", due: t0 + .days(100)), machine("b", due: t0 + .days(50)),
@@ -369,7 +369,7 @@ import Testing
             record.current = ProviderKeyRef(id: name, name: name, createdAt: t0, generation: 1)
             record.generation = 1
             record.nextDue = t0 + .days(90)
-            return RotationMachine(record: record, policy: .test, hooks: hooks, timeZone: utc)
+            return RotationMachine(record: record, policy: .test, hooks: hooks, instance: testInstance, workspace: testWorkspace, timeZone: utc)
         }
         let now = t0 + .days(200)
         var machines = (0..<4).map { overdue("k\($0)") }
@@ -386,7 +386,7 @@ import Testing
             record.current = ProviderKeyRef(id: "k\(index)", name: "k", createdAt: t0, generation: 1)
             record.generation = 1
             record.nextDue = t0 + .days(90)
-            return RotationMachine(record: record, policy: policy, hooks: hooks, timeZone: utc)
+            return RotationMachine(record: record, policy: policy, hooks: hooks, instance: testInstance, workspace: testWorkspace, timeZone: utc)
         }
         let now = t0 + .days(200) + .hours(10)  // a Saturday evening
         _ = Schedule.staggerOverdue(&machines, now: now, spacing: .minutes(1))
@@ -454,8 +454,8 @@ import Testing
     @Test func strayKeyrotdKeysAreSweptAtTheEndOfARotation() throws {
         var sim = Simulation()
         try sim.run { $0.record.generation == 2 && $0.record.phase == .overlapping }
-        let stray = sim.provider.create(name: "keyrotd/dev-team/g2/late00", now: sim.now).id
-        let other = sim.provider.create(name: "keyrotd/dev-team-other/g1/abcdef", now: sim.now).id
+        let stray = sim.provider.create(name: "keyrotd/\(testInstance)/dev-team/g2/late00", now: sim.now).id
+        let other = sim.provider.create(name: "keyrotd/\(testInstance)/dev-team-other/g1/abcdef", now: sim.now).id
         let manual = sim.provider.create(name: "hand-made", now: sim.now).id
         try sim.run { $0.record.generation == 2 && $0.record.phase == .idle }
         #expect(sim.provider.keys[stray]?.deletedAt != nil)
@@ -466,7 +466,7 @@ import Testing
 
     @Test func theFirstKeyIsSweptToo() throws {
         var sim = Simulation()
-        let early = sim.provider.create(name: "keyrotd/dev-team/g1/zzzzzz", now: t0).id
+        let early = sim.provider.create(name: "keyrotd/\(testInstance)/dev-team/g1/zzzzzz", now: t0).id
         try sim.run { $0.record.generation == 1 && $0.record.phase == .idle }
         #expect(sim.provider.keys[early]?.deletedAt != nil)
         #expect(sim.provider.live.map(\.id) == [sim.record.current!.id])

@@ -5,6 +5,9 @@ import Testing
 let t0 = Date(timeIntervalSince1970: 1_790_000_000)  // 2026-09-21, a Monday
 let utc = TimeZone(identifier: "UTC")!
 let hooks = ["/hooks/a", "/hooks/b"]
+/// The instance and workspace of the simulated deployment's key.
+let testInstance = "inst-a"
+let testWorkspace = "ws-a"
 
 extension KeyPolicy {
     static let test = KeyPolicy(
@@ -21,6 +24,7 @@ struct FakeProvider {
         var secret: Secret
         var createdAt: Date
         var deletedAt: Date?
+        var workspace: String
     }
 
     var keys: [String: Key] = [:]
@@ -32,17 +36,22 @@ struct FakeProvider {
 
     var live: [Key] { keys.values.filter { $0.deletedAt == nil }.sorted { $0.id < $1.id } }
 
-    mutating func create(name: String, now: Date) -> CreatedKey {
+    /// The machine's keys are created in `testWorkspace`.
+    mutating func create(name: String, now: Date, workspace: String = testWorkspace) -> CreatedKey {
         counter += 1
         let id = "k\(counter)"
         let secret = Secret("sk-\(id)-\(UInt32.random(in: 0...UInt32.max))")
-        keys[id] = Key(id: id, name: name, secret: secret, createdAt: now)
+        keys[id] = Key(id: id, name: name, secret: secret, createdAt: now, workspace: workspace)
         return CreatedKey(id: id, name: name, secret: secret, createdAt: now)
     }
 
     func list(nameContains: String?, now: Date) -> [ListedKey] {
         live.filter { nameContains == nil || $0.name.contains(nameContains!) }
-            .map { ListedKey(id: $0.id, name: $0.name, createdAt: $0.createdAt, lastUsed: usedUntil[$0.id].map { min($0, now) }) }
+            .map {
+                ListedKey(
+                    id: $0.id, name: $0.name, createdAt: $0.createdAt, workspaceID: $0.workspace,
+                    lastUsed: usedUntil[$0.id].map { min($0, now) })
+            }
     }
 
     func accepts(_ secret: Secret) -> Bool {
@@ -101,7 +110,7 @@ struct Simulation {
         self.adopt = adopt
         let record = record ?? KeyRecord(name: "dev-team", seed: 42)
         persisted = record
-        machine = RotationMachine(record: record, policy: policy, hooks: hooks, adopt: adopt, timeZone: utc)
+        machine = RotationMachine(record: record, policy: policy, hooks: hooks, adopt: adopt, instance: testInstance, workspace: testWorkspace, timeZone: utc)
     }
 
     /// Sends an event now (operator requests, or a tick).
@@ -143,7 +152,7 @@ struct Simulation {
         let document = StateDocument(keys: [persisted.name: persisted])
         let decoded = try! StateDocument.decode(try! document.encoded(), version: StateDocument.schemaVersion)
         persisted = decoded.keys[persisted.name]!
-        machine = RotationMachine(record: persisted, policy: policy, hooks: hooks, adopt: adopt, timeZone: utc)
+        machine = RotationMachine(record: persisted, policy: policy, hooks: hooks, adopt: adopt, instance: testInstance, workspace: testWorkspace, timeZone: utc)
         now = now + .seconds(1)
     }
 

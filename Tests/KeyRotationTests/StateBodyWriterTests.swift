@@ -37,7 +37,7 @@ import Testing
 
         for step in 0..<300 {
             var changed = 0
-            switch random.next() % 8 {
+            switch random.next() % 9 {
             case 0:
                 let name = "new-\(step)"
                 names.append(name)
@@ -52,6 +52,8 @@ import Testing
                 document.budget = step % 2 == 0 ? BudgetMemory(month: "2026-11", raised: ["organization@\(step)"]) : nil
             case 4:
                 document.audit = nil
+            case 8:
+                document.instance = [nil, "prod", "q\"u/o\\te\u{1}", "ünï"][Int(random.next() % 4)]
             case 5 where names.count > 1:
                 // One key goes and another comes in the same persist: the count stays.
                 let gone = names.remove(at: Int(random.next() % UInt64(names.count)))

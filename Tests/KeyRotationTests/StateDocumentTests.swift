@@ -25,6 +25,22 @@ import Testing
         #expect(text.contains("sk-live-123"), "the pending secret is persisted until deployed")
     }
 
+    /// State files written before instances have no "instance": they load as they
+    /// are (nil, the daemon then draws or takes one), and the member is written
+    /// between "budget" and "keys", by the encoder and the body writer alike.
+    @Test func aStateFileWithoutAnInstanceLoadsAndGainsOne() throws {
+        let old = Array(#"{"audit":{"reported":[]},"keys":{}}"#.utf8)
+        var document = try StateDocument.decode(old, version: StateDocument.schemaVersion)
+        #expect(document.instance == nil)
+        #expect(try document.encoded() == old, "nothing added while there is no instance")
+        document.instance = "1a2b3c4d"
+        let written = try document.encoded()
+        #expect(String(decoding: written, as: UTF8.self) == #"{"audit":{"reported":[]},"instance":"1a2b3c4d","keys":{}}"#)
+        var writer = StateBodyWriter()
+        #expect(try writer.body(of: document) == written)
+        #expect(try StateDocument.decode(written, version: StateDocument.schemaVersion).instance == "1a2b3c4d")
+    }
+
     @Test func anUnknownVersionIsRefused() {
         #expect(throws: (any Error).self) { try StateDocument.decode(Array("{\"keys\":{}}".utf8), version: 2) }
     }

@@ -123,7 +123,7 @@ public enum StateFixture {
         func ref(_ key: String, _ generation: Int, daysAgo: Int) -> ProviderKeyRef {
             ProviderKeyRef(
                 id: "4f6c2a1e-\(key.prefix(4))-4b8e-9c1d-00000000000\(generation)",
-                name: PendingKey.providerName(key: key, generation: generation, rotationID: "r\(generation)x9q2"),
+                name: ProviderKeyName(instance: "fixture", key: key, generation: generation, rotationID: "r\(generation)x9q2").description,
                 createdAt: now - .days(Int64(daysAgo)), generation: generation)
         }
         /// A key whose current key is generation `generation`, created `daysAgo`.
@@ -147,7 +147,7 @@ public enum StateFixture {
 
         var gamma = record("gamma-prod", .deploying, generation: 12, daysAgo: 92)
         gamma.pending = PendingKey(
-            generation: 13, name: PendingKey.providerName(key: "gamma-prod", generation: 13, rotationID: "k2m9"),
+            generation: 13, name: ProviderKeyName(instance: "fixture", key: "gamma-prod", generation: 13, rotationID: "k2m9").description,
             createAttempted: true, orphans: ["9d1e7b3a-0000-4000-8000-000000000001"],
             id: "9d1e7b3a-0000-4000-8000-000000000013", secret: Secret("fixture-pending-secret-not-real"),
             createdAt: now - .minutes(3), hooksDone: ["/etc/keyrotd/hooks.d/write-env-file"])

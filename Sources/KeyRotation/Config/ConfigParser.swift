@@ -72,7 +72,7 @@ private struct Reader {
     /// Ten years: anything longer is a typo, and keeps date arithmetic far from overflow.
     static let longestSpan = TimeSpan.days(3650)
     static let sections = ["daemon", "defaults", "audit", "budget", "providers", "keys"]
-    static let daemonKeys = ["state_file", "control_socket", "catch_up_spacing"]
+    static let daemonKeys = ["state_file", "control_socket", "catch_up_spacing", "instance"]
     static let policyKeys = [
         "rotate_every", "overlap", "jitter", "hook_timeout", "window", "max_overlap",
         "retry_initial", "retry_max", "blocked_retry",
@@ -99,7 +99,8 @@ private struct Reader {
         let daemon = DaemonSettings(
             stateFile: absolutePath(daemonTable, ["daemon"], "state_file"),
             controlSocket: absolutePath(daemonTable, ["daemon"], "control_socket"),
-            catchUpSpacing: span(daemonTable, ["daemon"], "catch_up_spacing") ?? .minutes(1))
+            catchUpSpacing: span(daemonTable, ["daemon"], "catch_up_spacing") ?? .minutes(1),
+            instance: instance(daemonTable))
 
         let defaults = policy(defaultsTable, ["defaults"], base: .standard)
         validate(defaults, table: ["defaults"])
@@ -444,6 +445,16 @@ private struct Reader {
             return nil
         }
         return span
+    }
+
+    /// `[daemon] instance`: part of every provider key name, so a name's rules.
+    mutating func instance(_ table: TOMLTable?) -> String? {
+        guard let text = string(table, ["daemon"], "instance") else { return nil }
+        guard ProviderKeyName.isValidInstance(text) else {
+            report(["daemon"], "instance", "\"\(text)\" is not a valid instance name: use 1-\(ProviderKeyName.maxInstanceLength) letters, digits, \".\", \"_\" or \"-\", starting with a letter or digit")
+            return nil
+        }
+        return text
     }
 
     mutating func absolutePath(_ table: TOMLTable?, _ path: [String], _ key: String) -> String? {

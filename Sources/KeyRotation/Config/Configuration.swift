@@ -24,6 +24,17 @@ public struct DaemonSettings: Sendable, Equatable {
     public var controlSocket: String?
     /// Keys found overdue at start-up are started this far apart, oldest first.
     public var catchUpSpacing: TimeSpan
+    /// This deployment's name, part of every provider key name it creates
+    /// (`keyrotd/<instance>/<key>/…`). nil: the one the state file holds, or one
+    /// drawn at random at the first start. Set, it wins over the state file's.
+    public var instance: String?
+
+    public init(stateFile: String?, controlSocket: String?, catchUpSpacing: TimeSpan, instance: String? = nil) {
+        self.stateFile = stateFile
+        self.controlSocket = controlSocket
+        self.catchUpSpacing = catchUpSpacing
+        self.instance = instance
+    }
 
     public static let defaultStateFile = "/var/lib/keyrotd/state.json"
     public static let defaultControlSocket = "/run/keyrotd/control.sock"

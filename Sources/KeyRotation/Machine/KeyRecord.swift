@@ -79,7 +79,9 @@ public struct RetiringKey: Codable, Sendable, Equatable {
 /// until every deploy hook has succeeded.
 public struct PendingKey: Codable, Sendable, Equatable {
     public var generation: Int
-    /// Deterministic provider key name: `keyrotd/<key>/g<generation>/<rotation id>`.
+    /// Deterministic provider key name, `keyrotd/<instance>/<key>/g<generation>/<rotation id>`
+    /// (`ProviderKeyName`; `keyrotd/<key>/g<generation>/<rotation id>` in state files
+    /// written before instances).
     public var name: String
     /// Set, and persisted, before the create call is sent: from then on the
     /// provider may hold a key of this name that we do not know, so the next
@@ -109,10 +111,6 @@ public struct PendingKey: Codable, Sendable, Equatable {
         self.secret = secret
         self.createdAt = createdAt
         self.hooksDone = hooksDone
-    }
-
-    public static func providerName(key: String, generation: Int, rotationID: String) -> String {
-        "keyrotd/\(key)/g\(generation)/\(rotationID)"
     }
 }
 

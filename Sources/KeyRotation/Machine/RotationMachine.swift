@@ -29,6 +29,12 @@ public struct RotationMachine: Sendable {
     public var hooks: [String]
     /// Provider key id to take over when there is no current key yet.
     public var adopt: String?
+    /// This keyrotd deployment's name (`[daemon] instance`), part of every key name
+    /// it creates: the sweep only ever deletes keys named for it.
+    public var instance: String
+    /// The key's workspace (provider workspace id): the sweep and the reconcile
+    /// only ever consider keys listed in it.
+    public var workspace: String
     /// Zone of the rotation window.
     public var timeZone: TimeZone
     /// The action whose outcome is awaited, from when it is returned until its
@@ -41,11 +47,16 @@ public struct RotationMachine: Sendable {
     /// and the step blocks for an operator.
     public static let maxVerifyAttempts = 8
 
-    public init(record: KeyRecord, policy: KeyPolicy, hooks: [String], adopt: String? = nil, timeZone: TimeZone) {
+    public init(
+        record: KeyRecord, policy: KeyPolicy, hooks: [String], adopt: String? = nil, instance: String, workspace: String,
+        timeZone: TimeZone
+    ) {
         self.record = record
         self.policy = policy
         self.hooks = hooks
         self.adopt = adopt
+        self.instance = instance
+        self.workspace = workspace
         self.timeZone = timeZone
     }
 
@@ -225,7 +236,7 @@ public struct RotationMachine: Sendable {
     private mutating func startRotation(now: Date, reason: String, orphans: [String] = []) -> [Action] {
         let generation = record.generation + 1
         let rotationID = String(format: "%06x", record.random.next() & 0xFF_FFFF)
-        let name = PendingKey.providerName(key: record.name, generation: generation, rotationID: rotationID)
+        let name = ProviderKeyName(instance: instance, key: record.name, generation: generation, rotationID: rotationID).description
         record.pending = PendingKey(
             generation: generation, name: name, createAttempted: false, orphans: orphans,
             id: nil, secret: nil, createdAt: nil, hooksDone: [])
@@ -257,7 +268,8 @@ public struct RotationMachine: Sendable {
 
     private mutating func reconciled(_ keys: [ListedKey], now: Date) -> [Action] {
         guard let pending = record.pending else { return lostPending(now: now) }
-        let found = keys.filter { $0.name == pending.name }.map(\.id)
+        // Only the key's workspace: a key of that exact name elsewhere is not this create's.
+        let found = keys.filter { $0.name == pending.name && $0.workspaceID == workspace }.map(\.id)
         guard !found.isEmpty else {
             record.pending?.createAttempted = false
             return createNext(now: now)
@@ -401,7 +413,7 @@ public struct RotationMachine: Sendable {
             }
         }
         guard let strays = record.strays else {
-            return [expect(.listKeys(nameContains: Self.namePrefix(record.name)))]
+            return [expect(.listKeys(nameContains: ProviderKeyName.filter(instance: instance, key: record.name)))]
         }
         if let stray = strays.first {
             return [.persist, expect(.deleteKey(id: stray))]
@@ -409,15 +421,22 @@ public struct RotationMachine: Sendable {
         return finishRotation(now: now)
     }
 
-    static func namePrefix(_ key: String) -> String { "keyrotd/\(key)/" }
-
+    /// Strays are keys named for this instance and this key, in the key's
+    /// workspace, that no record field holds. Never another instance's (another
+    /// keyrotd sharing the organisation), never another workspace's, never a name
+    /// of the scheme before instances (a not yet upgraded keyrotd's): the audit
+    /// reports those instead.
     private mutating func swept(_ keys: [ListedKey], now: Date) -> [Action] {
         let keep = [record.current?.id, record.previous?.key.id].compactMap { $0 }
-        let strays = keys.filter { $0.name.hasPrefix(Self.namePrefix(record.name)) && !keep.contains($0.id) }.map(\.id)
+        let strays = keys.filter { key in
+            guard let name = ProviderKeyName(key.name) else { return false }
+            return name.instance == instance && name.key == record.name && key.workspaceID == workspace
+                && !keep.contains(key.id)
+        }.map(\.id)
         record.strays = strays
         clearFailure()
         guard !strays.isEmpty else { return retireNext(now: now) }
-        return [emit(.orphanFound, "found \(strays.count) stray key(s) named keyrotd/\(record.name)/… that nothing tracks: deleting")]
+        return [emit(.orphanFound, "found \(strays.count) stray key(s) named \(ProviderKeyName.filter(instance: instance, key: record.name))… that nothing tracks: deleting")]
             + retireNext(now: now)
     }
 

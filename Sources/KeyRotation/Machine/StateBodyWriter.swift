@@ -8,7 +8,7 @@ import Foundation
 /// keys, most of a persist).
 ///
 /// The document's top-level members are written in the encoder's order (byte order of
-/// their names: "audit", "budget", "keys"), and so are the keys' names.
+/// their names: "audit", "budget", "instance", "keys"), and so are the keys' names.
 public struct StateBodyWriter {
     private struct Encoded {
         var record: KeyRecord
@@ -66,6 +66,11 @@ public struct StateBodyWriter {
             body.append(contentsOf: budget!.json)
             body.append(UInt8(ascii: ","))
         }
+        if let instance = document.instance {
+            body.append(contentsOf: Self.instanceMember)
+            body.append(contentsOf: try encoder.encode(instance))
+            body.append(UInt8(ascii: ","))
+        }
         body.append(contentsOf: Self.keysMember)
         body.append(UInt8(ascii: "{"))
         for (index, name) in order.enumerated() {
@@ -80,5 +85,6 @@ public struct StateBodyWriter {
 
     private static let auditMember = Array("\"audit\":".utf8)
     private static let budgetMember = Array("\"budget\":".utf8)
+    private static let instanceMember = Array("\"instance\":".utf8)
     private static let keysMember = Array("\"keys\":".utf8)
 }

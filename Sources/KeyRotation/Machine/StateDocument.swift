@@ -11,11 +11,19 @@ public struct StateDocument: Codable, Sendable, Equatable {
     public var audit: AuditMemory?
     /// Budget alerts raised this month.
     public var budget: BudgetMemory?
+    /// The deployment's name (`[daemon] instance`, or drawn at its first start),
+    /// part of every provider key name it creates. nil in state files written
+    /// before instances: the daemon then draws one (or takes the configured one)
+    /// and writes it. An optional member, so those files load as they are.
+    public var instance: String?
 
-    public init(keys: [String: KeyRecord] = [:], audit: AuditMemory? = nil, budget: BudgetMemory? = nil) {
+    public init(
+        keys: [String: KeyRecord] = [:], audit: AuditMemory? = nil, budget: BudgetMemory? = nil, instance: String? = nil
+    ) {
         self.keys = keys
         self.audit = audit
         self.budget = budget
+        self.instance = instance
     }
 
     /// The state file's body: compact JSON with sorted keys and ISO 8601 times with

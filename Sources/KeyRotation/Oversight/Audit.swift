@@ -5,8 +5,17 @@ public struct AuditFinding: Codable, Sendable, Equatable {
     public enum Kind: String, Codable, Sendable, Equatable, CaseIterable {
         /// A provider key keyrotd does not manage (not created or adopted by a state record).
         case unmanaged
-        /// A `keyrotd/…` key no state record knows: its secret is lost; `remedy` removes it.
+        /// A key named for this keyrotd instance and one of its keys, in that key's
+        /// workspace, that no state record knows: its secret is lost; `remedy` removes it.
         case orphan
+        /// A key another keyrotd instance sharing the organisation created
+        /// (`keyrotd/<other instance>/…`): never deleted by this one.
+        case foreign
+        /// A key named by the scheme before instances (`keyrotd/<key>/g<n>/<id>`) for
+        /// one of this keyrotd's keys, that no state record knows: this keyrotd's
+        /// orphan from before the upgrade, or a not yet upgraded keyrotd's key.
+        /// Never deleted on its own; `remedy` removes it once an operator is sure.
+        case legacy
         /// Not used for longer than `audit.stale_after` (or never, and older than that).
         case stale
         /// Older than its policy allows (rotate_every + jitter + max_overlap).

@@ -8,10 +8,13 @@ public enum Audit {
     ///
     /// `keys` must be the provider's complete list: a configured key's current key
     /// absent from it is reported `missing`.
+    /// `instance` is this keyrotd's: keys named for another instance are another
+    /// keyrotd's (`foreign`), never orphans.
     public static func run(
-        keys: [ListedKey], records: [String: KeyRecord], configured: [ManagedKey], staleAfter: TimeSpan, now: Date
+        keys: [ListedKey], records: [String: KeyRecord], configured: [ManagedKey], instance: String, staleAfter: TimeSpan,
+        now: Date
     ) -> AuditReport {
-        let rules = AuditRules(records: records, configured: configured, staleAfter: staleAfter, now: now)
+        let rules = AuditRules(records: records, configured: configured, instance: instance, staleAfter: staleAfter, now: now)
         let audited = keys
             .sorted { ($0.name, $0.id) < ($1.name, $1.id) }
             .map(rules.audit)
@@ -68,6 +71,7 @@ private struct Owner {
 /// The rules of `Audit.run`, with the lookups they share built once.
 private struct AuditRules {
     let configured: [String: ManagedKey]
+    let instance: String
     let staleAfter: TimeSpan
     let now: Date
     /// Owners by provider key id (current, previous, created pending key).
@@ -78,14 +82,14 @@ private struct AuditRules {
     /// unrotated, so an unmanaged key older than this is flagged.
     let longestRotation: TimeSpan?
     /// Managed key names this keyrotd has or had (configured, or in a state record):
-    /// only `keyrotd/<one of these>/…` can be its orphans. Another keyrotd sharing
-    /// the organisation names its keys the same way, and those are not ours to delete.
+    /// only keys named for one of these (and this instance) can be its orphans.
     let ownNames: Set<String>
     /// Provider key ids a configured key is to adopt: about to be managed.
     let adoptIDs: Set<String>
 
-    init(records: [String: KeyRecord], configured: [ManagedKey], staleAfter: TimeSpan, now: Date) {
+    init(records: [String: KeyRecord], configured: [ManagedKey], instance: String, staleAfter: TimeSpan, now: Date) {
         self.configured = Dictionary(configured.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        self.instance = instance
         self.staleAfter = staleAfter
         self.now = now
         longestRotation = configured.map(\.policy.rotateEvery).max()
@@ -116,7 +120,8 @@ private struct AuditRules {
         let owner = byID[key.id] ?? inFlight[key.name]
         let subject = Subject(key: key, owner: owner)
         let findings = [
-            unmanaged(subject), orphan(subject), stale(subject), overAge(subject), expiring(subject),
+            unmanaged(subject), orphan(subject), foreign(subject), legacy(subject), stale(subject), overAge(subject),
+            expiring(subject),
         ].compactMap { $0 }
         return AuditedKey(
             id: key.id, name: key.name, workspaceID: key.workspaceID, workspaceName: key.workspaceName,
@@ -133,30 +138,79 @@ private struct AuditRules {
                 .unmanaged,
                 "key \(s.key.id) of \(owner.record.name): the managed key \(owner.record.name) was removed from the configuration and this key is no longer rotated")
         }
-        guard !isOrphanCandidate(s), !adoptIDs.contains(s.key.id) else { return nil }
-        if s.isKeyrotdNamed {
+        guard !adoptIDs.contains(s.key.id) else { return nil }
+        switch claim(s) {
+        case .orphan, .foreign, .legacy:
+            return nil
+        case .otherWorkspace(let name, let expected):
             return s.finding(
                 .unmanaged,
-                "key \(s.key.id) \(s.quotedName) is named like a keyrotd key, but \(s.managedKey ?? "its key") is no key of this keyrotd (another keyrotd sharing the organisation?)")
+                "key \(s.key.id) \(s.quotedName) is named for \(name.key) of this keyrotd, but is in workspace \(s.key.workspaceID ?? "(none given)"), not \(name.key)'s workspace \(expected): not this keyrotd's to delete")
+        case .unknownKey(let name):
+            return s.finding(
+                .unmanaged,
+                "key \(s.key.id) \(s.quotedName) is named like a keyrotd key, but \(name.key) is no key of this keyrotd (another keyrotd sharing the organisation?)")
+        case nil:
+            return s.finding(.unmanaged, "key \(s.key.id) \(s.quotedName) is not managed by this keyrotd")
         }
-        return s.finding(.unmanaged, "key \(s.key.id) \(s.quotedName) is not managed by this keyrotd")
     }
 
-    /// Named `keyrotd/<key>/…` for a key this keyrotd has or had.
-    private func isOrphanCandidate(_ s: Subject) -> Bool {
-        s.isKeyrotdNamed && s.managedKey.map(ownNames.contains) == true
+    /// What a keyrotd-made name nobody owns says about whose key it is.
+    private enum Claim {
+        /// This instance, a key it has or had, in that key's workspace.
+        case orphan(ProviderKeyName)
+        /// Another instance's.
+        case foreign(ProviderKeyName)
+        /// The scheme before instances, a key this keyrotd has or had, in its workspace.
+        case legacy(ProviderKeyName)
+        /// Named for a key of this keyrotd, but listed in another workspace than the key's.
+        case otherWorkspace(ProviderKeyName, expected: String)
+        /// Named for a key this keyrotd never had.
+        case unknownKey(ProviderKeyName)
+    }
+
+    /// nil for a key a record owns, or whose name keyrotd did not give.
+    private func claim(_ s: Subject) -> Claim? {
+        guard s.owner == nil, let name = s.providerName else { return nil }
+        if let other = name.instance, other != instance { return .foreign(name) }
+        guard ownNames.contains(name.key) else { return .unknownKey(name) }
+        if let workspace = configured[name.key]?.workspace, s.key.workspaceID != workspace {
+            return .otherWorkspace(name, expected: workspace)
+        }
+        return name.instance == nil ? .legacy(name) : .orphan(name)
     }
 
     private func orphan(_ s: Subject) -> AuditFinding? {
-        guard s.owner == nil, isOrphanCandidate(s), !adoptIDs.contains(s.key.id) else { return nil }
+        guard !adoptIDs.contains(s.key.id), case .orphan(let name)? = claim(s) else { return nil }
         return s.finding(
             .orphan,
-            "key \(s.key.id) \(s.quotedName) was created by keyrotd for \(s.managedKey ?? "?") but no state record knows it: its secret is lost (an interrupted create or a crash)",
+            "key \(s.key.id) \(s.quotedName) was created by keyrotd for \(name.key) but no state record knows it: its secret is lost (an interrupted create or a crash)",
             remedy: "keyrotd delete-orphan \(s.key.id)")
     }
 
+    private func foreign(_ s: Subject) -> AuditFinding? {
+        guard !adoptIDs.contains(s.key.id), case .foreign(let name)? = claim(s) else { return nil }
+        return AuditFinding(
+            kind: .foreign, keyID: s.key.id, key: nil,
+            message: "key \(s.key.id) \(s.quotedName) belongs to keyrotd instance \(name.instance ?? "?") (another keyrotd sharing the organisation; this one is \(instance)): left alone")
+    }
+
+    private func legacy(_ s: Subject) -> AuditFinding? {
+        guard !adoptIDs.contains(s.key.id), case .legacy(let name)? = claim(s) else { return nil }
+        return s.finding(
+            .legacy,
+            "key \(s.key.id) \(s.quotedName) is named by the scheme before instances for \(name.key), and no state record knows it: an orphan of this keyrotd from before the upgrade, or the key of another keyrotd sharing the organisation that is not upgraded yet; keyrotd never deletes it on its own: delete it once no other keyrotd uses it",
+            remedy: "keyrotd delete-orphan \(s.key.id)")
+    }
+
+    /// Another keyrotd's key: its own audit judges its age and use, not this one.
+    private func isForeign(_ s: Subject) -> Bool {
+        if case .foreign? = claim(s) { return true }
+        return false
+    }
+
     private func stale(_ s: Subject) -> AuditFinding? {
-        guard s.owner?.relation != .pending else { return nil }
+        guard s.owner?.relation != .pending, !isForeign(s) else { return nil }
         let limit = now - staleAfter
         if let lastUsed = s.key.lastUsed {
             guard lastUsed < limit else { return nil }
@@ -172,6 +226,7 @@ private struct AuditRules {
 
     private func overAge(_ s: Subject) -> AuditFinding? {
         let age = now.span(since: s.key.createdAt)
+        guard !isForeign(s) else { return nil }
         guard let owner = s.owner, let managed = owner.managed else {
             guard s.owner?.relation != .pending, let longestRotation, age > longestRotation else { return nil }
             return s.finding(
@@ -198,7 +253,7 @@ private struct AuditRules {
     }
 
     private func expiring(_ s: Subject) -> AuditFinding? {
-        guard let expiresOn = s.key.expiresOn else { return nil }
+        guard let expiresOn = s.key.expiresOn, !isForeign(s) else { return nil }
         let remedy = s.rotatedCurrent.map { "keyrotd rotate \($0.name)" }
         if expiresOn <= now {
             return s.finding(
@@ -235,16 +290,15 @@ private struct Subject {
     let key: ListedKey
     let owner: Owner?
 
-    var isKeyrotdNamed: Bool { key.name.hasPrefix("keyrotd/") }
+    /// The name keyrotd gave the key, read; nil for names keyrotd does not give.
+    var providerName: ProviderKeyName? { ProviderKeyName(key.name) }
 
     /// The managed key a finding belongs to: the owner's, or for a keyrotd-named
     /// key nobody owns, the one its name says it was made for (so the journal
     /// entry shows up in that key's audit trail).
     var managedKey: String? {
         if let owner { return owner.record.name }
-        guard isKeyrotdNamed else { return nil }
-        let parts = key.name.split(separator: "/", omittingEmptySubsequences: false)
-        return parts.count >= 2 && ManagedKey.isValidName(String(parts[1])) ? String(parts[1]) : nil
+        return providerName?.key
     }
 
     /// The managed key whose rotation replaces this key, if it is a configured current key.

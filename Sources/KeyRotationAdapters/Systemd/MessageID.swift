@@ -34,6 +34,8 @@ public enum MessageID {
         ("retirement-forced", "e0327b7524304e8abc525d19191722d3"),
         ("budget-threshold", "a0003068618d42799a74d581100a356e"),
         ("control-request", "8a8fb34b15344c9f8a7953768c9c70e6"),
+        ("instance-drawn", "772729a27af14931be144338e381d7b3"),
+        ("instance-changed", "c91b730159844ffe82181e537e67e1a2"),
     ]
 
     private static let byEvent: [String: String] = Dictionary(uniqueKeysWithValues: all.map { ($0.event, $0.id) })
