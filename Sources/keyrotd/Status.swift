@@ -15,7 +15,9 @@ struct Status: ParsableCommand {
         let now = Date()
         let rows = Reports.status(configuration: snapshot.configuration, document: snapshot.document, now: now)
         if options.json {
-            try Console.printJSON(StatusJSON(stateFile: snapshot.statePath, stateExists: snapshot.document != nil, keys: rows))
+            try Console.printJSON(StatusJSON(
+                stateFile: snapshot.statePath, stateExists: snapshot.document != nil,
+                instance: snapshot.configuration?.daemon.instance ?? snapshot.document?.instance, keys: rows))
             return
         }
         if snapshot.document == nil {
@@ -43,11 +45,24 @@ struct StatusJSON: Encodable {
     var version = 1
     var stateFile: String
     var stateExists: Bool
+    /// The deployment's name in provider key names: the configured one (which the
+    /// daemon takes over at start), else the one the state file holds; null before
+    /// the first start drew one.
+    var instance: String?
     var keys: [KeyStatus]
 
     enum CodingKeys: String, CodingKey {
-        case version, keys
+        case version, keys, instance
         case stateFile = "state_file"
         case stateExists = "state_exists"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(version, forKey: .version)
+        try container.encode(stateFile, forKey: .stateFile)
+        try container.encode(stateExists, forKey: .stateExists)
+        try container.encode(instance, forKey: .instance)  // null, not absent
+        try container.encode(keys, forKey: .keys)
     }
 }

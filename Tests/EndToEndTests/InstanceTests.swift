@@ -65,6 +65,9 @@ import Testing
         #expect(try await waitFor(seconds: 20) { daemon.log().contains("keyrotd running") })
         #expect(Self.instance(in: daemon.log()) == drawn)
         #expect(!daemon.log().contains("event=instance-drawn"))
+        let status = try keyrotd(["status", "--json", "--config", config])
+        let object = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any]
+        #expect(object?["instance"] as? String == drawn, "status --json names the drawn instance: \(status.stdout)")
 
         // A configured instance replaces it: keys the record knows stay managed.
         daemon.signal(SIGTERM)
