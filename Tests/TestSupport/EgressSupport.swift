@@ -21,7 +21,7 @@ public struct TestCA: Sendable {
         self.name = name
         caFile = scratch.file("\(name).pem")
         keyFile = scratch.file("\(name).key")
-        try runTool("/usr/bin/openssl", [
+        try runToCompletion("/usr/bin/openssl", [
             "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
             "-keyout", keyFile, "-out", caFile, "-days", "2", "-subj", "/CN=keyrotd test \(name)",
         ], in: scratch)
@@ -38,11 +38,11 @@ public struct TestCA: Sendable {
             extendedKeyUsage = serverAuth
 
             """)
-        try runTool("/usr/bin/openssl", [
+        try runToCompletion("/usr/bin/openssl", [
             "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
             "-keyout", key, "-out", request, "-subj", "/CN=localhost",
         ], in: scratch)
-        try runTool("/usr/bin/openssl", [
+        try runToCompletion("/usr/bin/openssl", [
             "x509", "-req", "-in", request, "-CA", caFile, "-CAkey", keyFile, "-CAcreateserial",
             "-out", certificate, "-days", "2", "-extfile", extensions,
         ], in: scratch)
@@ -55,13 +55,13 @@ public struct TestCA: Sendable {
         let directory = scratch.file("\(name)-hashed")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: caFile, toPath: directory + "/\(name).pem")
-        try runTool("/usr/bin/openssl", ["rehash", directory], in: scratch)
+        try runToCompletion("/usr/bin/openssl", ["rehash", directory], in: scratch)
         return directory
     }
 }
 
 /// Runs a tool to completion; throws unless it exits 0 (its output goes to a log in `scratch`).
-public func runTool(_ executable: String, _ arguments: [String], in scratch: Scratch) throws {
+public func runToCompletion(_ executable: String, _ arguments: [String], in scratch: Scratch) throws {
     let log = scratch.file("tools.log")
     let process = try ChildProcess(executable, arguments, environment: ["PATH": "/usr/bin:/bin"], output: log)
     for _ in 0..<600 where process.poll() == nil { usleep(50_000) }
@@ -103,9 +103,9 @@ public final class TinyProxy: @unchecked Sendable {
     public let logFile: String
 
     /// `basicAuth`: (user, password) the proxy demands.
-    public init(in scratch: Scratch, basicAuth: (String, String)? = nil) throws {
+    public init(in scratch: Scratch, name: String = "tinyproxy", basicAuth: (String, String)? = nil) throws {
         port = try freeLoopbackPort()
-        logFile = scratch.file("tinyproxy.log")
+        logFile = scratch.file("\(name).log")
         var config = """
             Port \(port)
             Listen 127.0.0.1
@@ -117,10 +117,10 @@ public final class TinyProxy: @unchecked Sendable {
 
             """
         if let (user, password) = basicAuth { config += "BasicAuth \(user) \(password)\n" }
-        let configFile = try scratch.write("tinyproxy.conf", config, mode: 0o600)
+        let configFile = try scratch.write("\(name).conf", config, mode: 0o600)
         process = try ChildProcess(
             "/usr/bin/tinyproxy", ["-d", "-c", configFile], environment: ["PATH": "/usr/bin:/bin"],
-            output: scratch.file("tinyproxy.out"))
+            output: scratch.file("\(name).out"))
         for _ in 0..<100 {
             if Self.accepts(port: port) { return }
             if process.poll() != nil { break }
