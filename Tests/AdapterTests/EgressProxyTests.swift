@@ -127,6 +127,23 @@ import Testing
         #expect(f.proxy.connects() == [f.target])
     }
 
+    /// An https proxy (squid) is verified like the provider, with `ca_file`: trusted,
+    /// the request goes through it; without the CA the proxy's certificate is refused.
+    @Test func anHTTPSProxyIsVerifiedWithTheCA() async throws {
+        let f = try Fixture()
+        let squid = try SquidHTTPSProxy(in: f.scratch, certificate: try f.ca.issue("squid"))
+        defer { squid.stop() }
+        let trusted = f.provider(HTTPEgress(proxy: squid.url, caFile: f.ca.caFile, caMode: .replace))
+        #expect(try await trusted.listKeys(nameContains: nil).isEmpty)
+        #expect(try await waitFor(seconds: 5) { squid.connects() == [f.target] })
+
+        let untrusted = f.provider(HTTPEgress(proxy: squid.url))
+        var failure: StepFailure?
+        do { _ = try await untrusted.listKeys(nameContains: nil) } catch { failure = error }
+        #expect(failure?.code == "tls", "\(String(describing: failure))")
+        #expect(try await f.adminCalls() == 1)
+    }
+
     /// A plain-http URL never goes through a proxy (CONNECT or not, the proxy would see it).
     @Test func plainHTTPIsNeverSentThroughAProxy() async throws {
         let f = try Fixture()

@@ -95,6 +95,17 @@ public func freeLoopbackPort() throws -> Int {
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
+/// Waits up to 10 s for `process` to accept connections on 127.0.0.1:`port`; stops it and throws otherwise.
+func awaitListening(_ process: ChildProcess, port: Int, what: String) throws {
+    for _ in 0..<200 {
+        if TinyProxy.accepts(port: port) { return }
+        if process.poll() != nil { break }
+        usleep(50_000)
+    }
+    process.stop()
+    throw MistralServer.ServerError(message: "\(what) did not start on port \(port)")
+}
+
 /// Debian's tinyproxy on loopback, in the foreground, as a child of the test;
 /// its log (LogLevel Connect) records every CONNECT it was asked for.
 public final class TinyProxy: @unchecked Sendable {
@@ -121,13 +132,7 @@ public final class TinyProxy: @unchecked Sendable {
         process = try ChildProcess(
             "/usr/bin/tinyproxy", ["-d", "-c", configFile], environment: ["PATH": "/usr/bin:/bin"],
             output: scratch.file("\(name).out"))
-        for _ in 0..<100 {
-            if Self.accepts(port: port) { return }
-            if process.poll() != nil { break }
-            usleep(50_000)
-        }
-        process.stop()
-        throw MistralServer.ServerError(message: "tinyproxy did not start on port \(port)")
+        try awaitListening(process, port: port, what: "tinyproxy")
     }
 
     public var url: String { "http://127.0.0.1:\(port)" }
@@ -162,5 +167,59 @@ public final class TinyProxy: @unchecked Sendable {
         return withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
+    }
+}
+
+/// Debian's squid as an https proxy (`https_port`, TLS with a certificate from a
+/// test CA) on loopback, in the foreground (`-N`), as a child of the test. Its
+/// access log records every CONNECT.
+public final class SquidHTTPSProxy: @unchecked Sendable {
+    let process: ChildProcess
+    public let port: Int
+    let directory: String
+
+    public init(in scratch: Scratch, certificate: TestCA.Issued) throws {
+        port = try freeLoopbackPort()
+        // squid drops to the `proxy` user: its logs go to a directory that user can write.
+        directory = scratch.file("squid")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try FileManager.default.setAttributes([.posixPermissions: 0o777], ofItemAtPath: directory)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: scratch.path)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: certificate.keyFile)
+        let config = try scratch.write("squid.conf", """
+            https_port 127.0.0.1:\(port) tls-cert=\(certificate.certificateFile) tls-key=\(certificate.keyFile)
+            http_port 127.0.0.1:\(try freeLoopbackPort())
+            acl loopback src 127.0.0.1
+            http_access allow loopback
+            http_access deny all
+            cache deny all
+            access_log stdio:\(directory)/access.log
+            cache_log \(directory)/cache.log
+            pid_filename \(directory)/squid.pid
+            coredump_dir \(directory)
+            pinger_enable off
+            shutdown_lifetime 0 seconds
+
+            """)
+        process = try ChildProcess(
+            "/usr/sbin/squid", ["-N", "-f", config], environment: ["PATH": "/usr/sbin:/usr/bin:/bin"],
+            output: scratch.file("squid.out"))
+        try awaitListening(process, port: port, what: "squid")
+    }
+
+    public var url: String { "https://127.0.0.1:\(port)" }
+
+    /// The CONNECT targets in the access log ("127.0.0.1:PORT").
+    public func connects() -> [String] {
+        let log = (try? String(contentsOfFile: directory + "/access.log", encoding: .utf8)) ?? ""
+        return log.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard let index = fields.firstIndex(of: "CONNECT"), index + 1 < fields.count else { return nil }
+            return String(fields[index + 1])
+        }
+    }
+
+    public func stop() {
+        process.stop()
     }
 }
