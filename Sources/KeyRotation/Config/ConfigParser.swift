@@ -235,10 +235,11 @@ private struct Reader {
             egress: egress)
     }
 
-    /// `proxy`, `proxy_credentials_file`, `ca_file`, `ca_mode` (rules in `EgressRules`); nil after a problem.
+    /// `proxy`, `proxy_credentials_file`, `ca_file`, `ca_mode` (rules in `EgressRules`);
+    /// nil when any of them was reported.
     mutating func egress(_ section: TOMLTable, _ path: [String], baseURL: String?) -> EgressSettings? {
+        let reported = problems.count
         var egress = EgressSettings()
-        var ok = true
         var proxyParts: (scheme: String, host: String)?
         if let proxy = string(section, path, "proxy") {
             switch EgressRules.proxy(proxy) {
@@ -247,45 +248,33 @@ private struct Reader {
                 egress.proxy = proxy
                 if let baseURL, URLComponents(string: baseURL)?.scheme?.lowercased() == "http" {
                     report(path, "proxy", "a plain-http base_url does not go through a proxy (it would carry the admin key in clear text); use https")
-                    ok = false
                 }
             case .failure(let problem):
                 report(path, "proxy", problem.message)
-                ok = false
             }
         }
-        ok = ok && (section["proxy"] == nil || egress.proxy != nil)
         if let file = absolutePath(section, path, "proxy_credentials_file") {
             if section["proxy"] == nil {
                 report(path, "proxy_credentials_file", "is set but there is no proxy")
-                ok = false
             } else if let proxyParts, let problem = EgressRules.credentialsProblem(proxyScheme: proxyParts.scheme, proxyHost: proxyParts.host) {
                 report(path, "proxy_credentials_file", problem)
-                ok = false
             }
             egress.proxyCredentialsFile = file
             addFileCheck(.secretFile, file, path, "proxy_credentials_file")
         }
-        ok = ok && (section["proxy_credentials_file"] == nil || egress.proxyCredentialsFile != nil)
         if let file = absolutePath(section, path, "ca_file") {
             egress.caFile = file
             addFileCheck(.certificateBundle, file, path, "ca_file")
         }
-        ok = ok && (section["ca_file"] == nil || egress.caFile != nil)
         if let text = string(section, path, "ca_mode") {
             if let mode = CAMode(rawValue: text) {
                 egress.caMode = mode
-                if section["ca_file"] == nil {
-                    report(path, "ca_mode", "is set but there is no ca_file")
-                    ok = false
-                }
+                if section["ca_file"] == nil { report(path, "ca_mode", "is set but there is no ca_file") }
             } else {
                 report(path, "ca_mode", "must be \"add\" (ca_file besides the system CA store) or \"replace\" (ca_file only), not \"\(text)\"")
-                ok = false
             }
         }
-        ok = ok && (section["ca_mode"] == nil || egress.caMode.rawValue == section["ca_mode"]?.string)
-        return ok ? egress : nil
+        return problems.count == reported ? egress : nil
     }
 
     mutating func managedKey(
