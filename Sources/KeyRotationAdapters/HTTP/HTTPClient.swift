@@ -103,9 +103,9 @@ public struct HTTPClient: Sendable {
     /// Once, before any transfer. libcurl would write every TLS session key to
     /// `$SSLKEYLOGFILE` (a capture of the traffic would then reveal the admin key),
     /// so that variable goes first.
-    private static let globalInit: Void = {
+    private static let globalInit: CURLcode = {
         unsetenv("SSLKEYLOGFILE")
-        curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+        return curl_global_init(Int(CURL_GLOBAL_DEFAULT))
     }()
 
     public func perform(_ request: HTTPRequest) async throws(HTTPError) -> HTTPResponse {
@@ -133,6 +133,9 @@ public struct HTTPClient: Sendable {
     /// libcurl that refuses one (too old, or built without TLS or proxy support) is
     /// found at start-up (`keyrotd run`, `check-config`), not at the first rotation.
     public func selfCheck() throws(HTTPError) {
+        guard Self.globalInit == CURLE_OK else {
+            throw HTTPError(code: .setup, message: "curl_global_init failed: \(String(cString: curl_easy_strerror(Self.globalInit)))")
+        }
         guard let handle = curl_easy_init() else { throw HTTPError(code: .setup, message: "curl_easy_init failed") }
         defer { curl_easy_cleanup(handle) }
         var guardState = keyrotd_socket_guard(loopback_only: 1, refused: 0)
