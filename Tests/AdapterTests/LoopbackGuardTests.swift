@@ -82,6 +82,27 @@ import Testing
         #expect(ContinuousClock.now - started < .seconds(1))
     }
 
+    /// Proxy credentials over a plain-http proxy go only to a loopback peer: a proxy
+    /// name that resolves elsewhere is refused before the credentials leave.
+    @Test func proxyCredentialsOverPlainHTTPGoOnlyToLoopback() async throws {
+        let address = try #require(Self.nonLoopbackAddress(), "this test needs a non-loopback IPv4 address")
+        let listener = try Listener(address: address)
+        defer { listener.close() }
+        let credentials = ProxyCredentials(user: "keyrotd", password: Secret("proxy-sentinel"))
+        var client = HTTPClient(
+            connectTimeout: .seconds(2), totalTimeout: .seconds(3), lowSpeedTime: .seconds(2),
+            egress: HTTPEgress(proxy: "http://localhost:\(listener.port)", proxyCredentials: credentials))
+        client.resolve = ["localhost:\(listener.port):\(address)"]
+        var outcome: HTTPError.Code?
+        do {
+            _ = try await client.perform(HTTPRequest(method: .get, url: "https://127.0.0.1:9/v1/models", bearer: Secret("admin-sentinel")))
+        } catch {
+            outcome = error.code
+        }
+        #expect(outcome == .refusedURL)
+        #expect(!listener.hasPendingConnection(), "libcurl connected to the proxy at \(address)")
+    }
+
     /// The same guard lets loopback through: the local server answers.
     @Test func plainHTTPToLoopbackStillWorks() async throws {
         let scratch = try Scratch()
