@@ -68,7 +68,6 @@ import Testing
         defer { listener.close() }
         var client = HTTPClient(connectTimeout: .seconds(2), totalTimeout: .seconds(3), lowSpeedTime: .seconds(2))
         client.resolve = ["localhost:\(listener.port):\(address)"]
-        let started = ContinuousClock.now
         let outcome: HTTPError.Code?
         do {
             _ = try await client.perform(HTTPRequest(
@@ -79,7 +78,6 @@ import Testing
         }
         #expect(outcome == .refusedURL)
         #expect(!listener.hasPendingConnection(), "libcurl connected to \(address)")
-        #expect(ContinuousClock.now - started < .seconds(1))
     }
 
     /// Proxy credentials over a plain-http proxy go only to a loopback peer: a proxy
