@@ -474,11 +474,17 @@ public final class Daemon {
             if origin == .environment {
                 logger.warning("provider \(name): using the admin key from MISTRAL_ADMIN_KEY (interactive use only; under systemd use LoadCredential=)")
             }
+            let http: HTTPClient
+            do {
+                http = HTTPClient(totalTimeout: .milliseconds(settings.timeout.milliseconds), egress: try HTTPEgress(settings.egress))
+                try http.selfCheck()
+            } catch {
+                throw DaemonFailure.configuration("provider \(name): \(error)")
+            }
             switch settings.type {
             case .mistral:
                 providers[name] = MistralProvider(
-                    baseURL: settings.baseURL, adminKey: adminKey, requestsPerMinute: settings.requestsPerMinute,
-                    http: HTTPClient(totalTimeout: .milliseconds(settings.timeout.milliseconds)))
+                    baseURL: settings.baseURL, adminKey: adminKey, requestsPerMinute: settings.requestsPerMinute, http: http)
             }
         }
         return providers

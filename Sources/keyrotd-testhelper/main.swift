@@ -16,6 +16,8 @@ import KeyRotationAdapters
 //                            drop to UID, GID and GROUPS (comma-separated, "-" for none),
 //                            send JSON as one request line to the control socket SOCKET
 //                            and print the raw reply line; the client's exit code on failure
+//     http-get URL CAFILE|- PROXY|-
+//                            one GET through HTTPClient; prints "status N" or "error CODE"
 enum ExitCode {
     static let failure: Int32 = 1
     static let usage: Int32 = 64
@@ -133,6 +135,7 @@ func controlAs(_ arguments: ArraySlice<String>) -> Never {
 
 let arguments = CommandLine.arguments
 if arguments.count >= 2, arguments[1] == "control-as" { controlAs(arguments.dropFirst(2)) }
+if arguments.count >= 2, arguments[1] == "http-get" { httpGet(arguments.dropFirst(2)) }
 guard arguments.count >= 3 else {
     fail("usage: keyrotd-testhelper write-loop|save|hold-lock|try-lock|load PATH [MAXVERSION] | control-as ...", ExitCode.usage)
 }

@@ -21,6 +21,19 @@ struct CheckConfig: ParsableCommand {
             Console.error("\(loaded.path): \(count) problem\(count == 1 ? "" : "s"); configuration rejected")
             throw ExitCode.configurationError
         }
+        // The options every request will set, on this machine's libcurl (credentials
+        // are checked by the file checks above; a stand-in exercises their options).
+        for (name, settings) in configuration.providers.sorted(by: { $0.key < $1.key }) {
+            let standIn = settings.egress.proxyCredentialsFile.map { _ in ProxyCredentials(user: "check", password: Secret("check")) }
+            let egress = HTTPEgress(
+                proxy: settings.egress.proxy, proxyCredentials: standIn, caFile: settings.egress.caFile, caMode: settings.egress.caMode)
+            do {
+                try HTTPClient(egress: egress).selfCheck()
+            } catch {
+                Console.error("\(loaded.path): providers.\(name): \(error)")
+                throw ExitCode.configurationError
+            }
+        }
         let keys = configuration.keys.map(\.name).joined(separator: ", ")
         let providers = configuration.providers.keys.sorted().joined(separator: ", ")
         let state = configuration.daemon.resolvedStateFile(environment: ProcessInfo.processInfo.environment)

@@ -41,16 +41,25 @@ public final class MistralServer: @unchecked Sendable {
     public let port: Int
     public let adminKeyFile: String
     public let adminKey: Secret
-    private let http = HTTPClient(connectTimeout: .seconds(5), totalTimeout: .seconds(10))
+    public let tls: TestCA.Issued?
+    private let http: HTTPClient
 
-    public init(in scratch: Scratch) throws {
+    /// https when `tls` names a certificate and key (`TestCA.issue`); then the control
+    /// calls trust `tls.caFile`.
+    public init(in scratch: Scratch, tls: TestCA.Issued? = nil) throws {
         let key = "admin-\(UUID().uuidString)"
         adminKey = Secret(key)
         adminKeyFile = try scratch.write("admin-key", key + "\n", mode: 0o600)
+        self.tls = tls
+        http = HTTPClient(
+            connectTimeout: .seconds(5), totalTimeout: .seconds(10),
+            egress: HTTPEgress(caFile: tls?.caFile, caMode: .replace))
         let portFile = scratch.file("server.port")
+        let tlsArguments = tls.map { ["--tls-cert", $0.certificateFile, "--tls-key", $0.keyFile] } ?? []
         process = try ChildProcess(
             repositoryRoot.appendingPathComponent("scripts/mistral-server").path,
-            ["--port", "0", "--port-file", portFile, "--admin-key-file", adminKeyFile, "--log-file", scratch.file("requests.jsonl")],
+            ["--port", "0", "--port-file", portFile, "--admin-key-file", adminKeyFile, "--log-file", scratch.file("requests.jsonl")]
+                + tlsArguments,
             environment: ["PATH": "/usr/local/bin:/usr/bin:/bin"], output: scratch.file("server.err"))
         for _ in 0..<200 {
             if let text = try? String(contentsOfFile: portFile, encoding: .utf8), let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
@@ -66,7 +75,7 @@ public final class MistralServer: @unchecked Sendable {
 
     public struct ServerError: Error { public var message: String }
 
-    public var baseURL: String { "http://127.0.0.1:\(port)" }
+    public var baseURL: String { "\(tls == nil ? "http" : "https")://127.0.0.1:\(port)" }
 
     public func stop() {
         process.stop()

@@ -1108,6 +1108,16 @@ class ProcessTests(unittest.TestCase):
                 self.assertIn("non-loopback", result.stderr)
                 self.assertEqual(result.stdout, "")
 
+    def test_tls_needs_both_certificate_and_key(self):
+        result = self.run_server("--port", "0", "--tls-cert", "/nonexistent/cert.pem", env_key="k")
+        self.assertEqual(result.returncode, 64)
+        self.assertIn("go together", result.stderr)
+        result = self.run_server("--port", "0", "--tls-cert", "/nonexistent/cert.pem",
+                                 "--tls-key", "/nonexistent/key.pem", env_key="k")
+        self.assertEqual(result.returncode, 66)
+        self.assertIn("cannot load", result.stderr)
+        self.assertEqual(result.stdout, "")
+
     def test_no_secret_reaches_log_stdout_or_stderr(self):
         server = ServerProcess()
         secrets_seen = [server.admin_key]

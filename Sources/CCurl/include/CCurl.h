@@ -39,12 +39,39 @@ static inline CURLcode keyrotd_curl_setopt_xferinfo_callback(CURL *handle, keyro
     return curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, callback);
 }
 
+// CURLAUTH_BASIC is a cast macro Swift cannot import.
+static const long keyrotd_curlauth_basic = (long)CURLAUTH_BASIC;
+
 static inline CURLcode keyrotd_curl_getinfo_long(CURL *handle, CURLINFO info, long *value) {
+    return curl_easy_getinfo(handle, info, value);
+}
+
+static inline CURLcode keyrotd_curl_getinfo_str(CURL *handle, CURLINFO info, const char **value) {
     return curl_easy_getinfo(handle, info, value);
 }
 
 static inline CURLcode keyrotd_curl_getinfo_off(CURL *handle, CURLINFO info, curl_off_t *value) {
     return curl_easy_getinfo(handle, info, value);
+}
+
+// The connect-time guard (shim.c). When `loopback_only` is set, libcurl may open
+// sockets only to loopback peers (127.0.0.0/8, ::1, ::ffff:127.0.0.0/104), whatever
+// name resolved to them: the check is on the address libcurl is about to connect
+// to, so no disagreement between URL parsers can send plain http elsewhere.
+// `refused` is set when a connection was refused.
+struct keyrotd_socket_guard {
+    int loopback_only;
+    int refused;
+};
+
+curl_socket_t keyrotd_guarded_opensocket(void *guard, curlsocktype purpose, struct curl_sockaddr *address);
+
+// CURLOPT_OPENSOCKETFUNCTION = keyrotd_guarded_opensocket, CURLOPT_OPENSOCKETDATA = guard;
+// the first failing setopt's code.
+static inline CURLcode keyrotd_curl_set_socket_guard(CURL *handle, struct keyrotd_socket_guard *guard) {
+    CURLcode code = curl_easy_setopt(handle, CURLOPT_OPENSOCKETFUNCTION, keyrotd_guarded_opensocket);
+    if (code != CURLE_OK) return code;
+    return curl_easy_setopt(handle, CURLOPT_OPENSOCKETDATA, (void *)guard);
 }
 
 #endif

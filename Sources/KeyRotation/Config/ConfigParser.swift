@@ -24,6 +24,8 @@ public struct FileCheck: Sendable, Equatable {
         case secretFile
         /// `$CREDENTIALS_DIRECTORY/<name>` readable and not empty.
         case credential(name: String)
+        /// Readable, holds at least one PEM certificate (`ca_file`).
+        case certificateBundle
     }
 
     public var kind: Kind
@@ -80,7 +82,9 @@ private struct Reader {
     static let defaultsKeys = policyKeys + ["alert_hooks"]
     static let auditKeys = ["every", "stale_after"]
     static let budgetKeys = ["every", "thresholds"]
-    static let providerKeys = ["type", "base_url", "admin_key_credential", "admin_key_file", "requests_per_minute", "timeout"]
+    static let providerKeys = ["type", "base_url", "admin_key_credential", "admin_key_file", "requests_per_minute", "timeout",
+        "proxy", "proxy_credentials_file", "ca_file", "ca_mode",
+    ]
     static let keyKeys = policyKeys + ["provider", "workspace", "user", "hooks", "adopt"]
 
     mutating func configuration(_ root: TOMLTable) -> Configuration {
@@ -224,9 +228,54 @@ private struct Reader {
             }
         }
 
-        guard ok, let type, let baseURL, let adminKey else { return nil }
+        let egress = egress(section, path, baseURL: baseURL)
+
+        guard ok, let type, let baseURL, let adminKey, let egress else { return nil }
         return ProviderSettings(
-            name: name, type: type, baseURL: baseURL, adminKey: adminKey, requestsPerMinute: rpm, timeout: timeout)
+            name: name, type: type, baseURL: baseURL, adminKey: adminKey, requestsPerMinute: rpm, timeout: timeout,
+            egress: egress)
+    }
+
+    /// `proxy`, `proxy_credentials_file`, `ca_file`, `ca_mode` (rules in `EgressRules`);
+    /// nil when any of them was reported.
+    mutating func egress(_ section: TOMLTable, _ path: [String], baseURL: String?) -> EgressSettings? {
+        let reported = problems.count
+        var egress = EgressSettings()
+        var proxyParts: (scheme: String, host: String)?
+        if let proxy = string(section, path, "proxy") {
+            switch EgressRules.proxy(proxy) {
+            case .success(let parts):
+                proxyParts = parts
+                egress.proxy = proxy
+                if let baseURL, URLComponents(string: baseURL)?.scheme?.lowercased() == "http" {
+                    report(path, "proxy", "a plain-http base_url does not go through a proxy (it would carry the admin key in clear text); use https")
+                }
+            case .failure(let problem):
+                report(path, "proxy", problem.message)
+            }
+        }
+        if let file = absolutePath(section, path, "proxy_credentials_file") {
+            if section["proxy"] == nil {
+                report(path, "proxy_credentials_file", "is set but there is no proxy")
+            } else if let proxyParts, let problem = EgressRules.credentialsProblem(proxyScheme: proxyParts.scheme, proxyHost: proxyParts.host) {
+                report(path, "proxy_credentials_file", problem)
+            }
+            egress.proxyCredentialsFile = file
+            addFileCheck(.secretFile, file, path, "proxy_credentials_file")
+        }
+        if let file = absolutePath(section, path, "ca_file") {
+            egress.caFile = file
+            addFileCheck(.certificateBundle, file, path, "ca_file")
+        }
+        if let text = string(section, path, "ca_mode") {
+            if let mode = CAMode(rawValue: text) {
+                egress.caMode = mode
+                if section["ca_file"] == nil { report(path, "ca_mode", "is set but there is no ca_file") }
+            } else {
+                report(path, "ca_mode", "must be \"add\" (ca_file besides the system CA store) or \"replace\" (ca_file only), not \"\(text)\"")
+            }
+        }
+        return problems.count == reported ? egress : nil
     }
 
     mutating func managedKey(

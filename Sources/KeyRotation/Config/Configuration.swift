@@ -125,7 +125,39 @@ public struct ProviderSettings: Sendable, Equatable {
     /// Longest an HTTP call may take, connection included (`timeout`, default 30s).
     public var timeout: TimeSpan
 
+    /// How keyrotd reaches the provider: an explicit proxy and extra trust.
+    public var egress: EgressSettings = EgressSettings()
+
     public static let defaultTimeout = TimeSpan.seconds(30)
+}
+
+/// A provider's way out of the network (`proxy`, `proxy_credentials_file`,
+/// `ca_file`, `ca_mode`). Only what the configuration says: proxy variables in the
+/// environment are never used, so a shell's or a hook's environment cannot send
+/// the admin key elsewhere.
+public struct EgressSettings: Sendable, Equatable {
+    /// `http://host:port` or `https://host:port`, no credentials, no path; nil: direct.
+    /// Every request is tunnelled through it with CONNECT.
+    public var proxy: String?
+    /// Absolute path of a 0600 file holding `user:password` for the proxy.
+    public var proxyCredentialsFile: String?
+    /// A PEM bundle of extra CA certificates (e.g. a TLS-inspecting proxy's CA),
+    /// trusted for the provider and for an https proxy.
+    public var caFile: String?
+    public var caMode: CAMode = .add
+
+    public init(proxy: String? = nil, proxyCredentialsFile: String? = nil, caFile: String? = nil, caMode: CAMode = .add) {
+        self.proxy = proxy
+        self.proxyCredentialsFile = proxyCredentialsFile
+        self.caFile = caFile
+        self.caMode = caMode
+    }
+}
+
+/// Whether `ca_file` is trusted besides the system's CA store or instead of it.
+public enum CAMode: String, Sendable, Equatable, CaseIterable {
+    case add
+    case replace
 }
 
 public struct ManagedKey: Sendable, Equatable {

@@ -84,6 +84,8 @@ enum FileChecker {
                 return problem("credential \"\(name)\" can only be checked inside the service ($CREDENTIALS_DIRECTORY is not set; set MISTRAL_ADMIN_KEY to use keyrotd interactively)", .warning)
             }
             return secretProblem(path: "\(directory)/\(name)", problem, checkMode: false)
+        case .certificateBundle:
+            return CertificateBundleCheck.problem(path: check.path).map { problem($0) }
         }
     }
 

@@ -129,6 +129,8 @@ public struct MistralProvider: KeyProvider {
         case .cancelled: StepFailure(kind: .transient, code: "cancelled", message: "cancelled at shutdown")
         case .tls: StepFailure(kind: .needsOperator, code: "tls", message: error.message)
         case .refusedURL: StepFailure(kind: .needsOperator, code: "refused_url", message: error.message)
+        case .proxy: StepFailure(kind: .needsOperator, code: "proxy", message: error.message)
+        case .setup: StepFailure(kind: .needsOperator, code: "curl_setup", message: error.message)
         }
     }
 
