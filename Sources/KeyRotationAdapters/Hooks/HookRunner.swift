@@ -11,7 +11,10 @@ public enum HookOutcome: Sendable, Equatable {
 /// Runs hook executables under the contract of SPEC.md "Hook contract".
 ///
 /// Each run:
-/// - executes the absolute `path` with no arguments (argv is just the path), in
+/// - first walks `path` again with `HookTrust` (owner and write rules for every
+///   component from /); a hook that fails is not started (`hook_untrusted`);
+/// - executes the absolute `path`, as the real path that walk verified, with no
+///   arguments (argv is just the configured path), in
 ///   working directory "/", in a new session and process group;
 /// - gives it exactly `PATH` (the runner's `searchPath`) and the `KEYROTD_*`
 ///   variables, nothing inherited from keyrotd (no `NOTIFY_SOCKET`, no
