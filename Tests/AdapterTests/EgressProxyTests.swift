@@ -183,6 +183,13 @@ import Testing
 
         let loose = try f.scratch.write("loose-credentials", "keyrotd:\(password)\n", mode: 0o644)
         #expect(throws: ProxyCredentialsError.self) { try ProxyCredentials.read(path: loose) }
+        // Trusted like the admin key file: another owner, or a symbolic link, is refused.
+        let foreign = try f.scratch.write("foreign-credentials", "keyrotd:\(password)\n", mode: 0o600)
+        #expect(chown(foreign, 65534, 65534) == 0)
+        #expect(throws: ProxyCredentialsError.self) { try ProxyCredentials.read(path: foreign) }
+        let link = f.scratch.file("linked-credentials")
+        #expect(symlink(file, link) == 0)
+        #expect(throws: ProxyCredentialsError.self) { try ProxyCredentials.read(path: link) }
         do {
             _ = try ProxyCredentials.read(path: try f.scratch.write("no-colon", "\(password)\n", mode: 0o600))
             Issue.record("a line without user:password was accepted")

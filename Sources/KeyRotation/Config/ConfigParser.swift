@@ -184,13 +184,15 @@ private struct Reader {
             ok = false
         }
 
+        // Neither value is ever quoted in a message: a key pasted into either by
+        // mistake would be printed to the terminal or the journal.
         let credential = string(section, path, "admin_key_credential")
         let file = string(section, path, "admin_key_file")
         var adminKey: AdminKeySource?
         switch (credential, file) {
         case (let name?, nil):
             if name.isEmpty || name.contains("/") || name == "." || name == ".." {
-                report(path, "admin_key_credential", "\"\(name)\" is not a credential name (a file name without \"/\")")
+                report(path, "admin_key_credential", "must be a credential name (a file name without \"/\"); the value is not shown, in case it is a key")
             } else {
                 adminKey = .credential(name)
                 addFileCheck(.credential(name: name), name, path, "admin_key_credential")
@@ -200,7 +202,7 @@ private struct Reader {
                 adminKey = .file(file)
                 addFileCheck(.secretFile, file, path, "admin_key_file")
             } else {
-                report(path, "admin_key_file", "\"\(file)\" is not an absolute path")
+                report(path, "admin_key_file", "must be an absolute path; the value is not shown, in case it is a key")
             }
         case (.some, .some):
             report(path, "admin_key_file", "set admin_key_credential or admin_key_file, not both")

@@ -14,6 +14,29 @@ public struct AdminKeyError: Error, Sendable, CustomStringConvertible {
 }
 
 public enum AdminKey {
+    /// Whoever can change a secret file or a directory above it chooses the
+    /// secret keyrotd uses, and its owner can read it.
+    static func stake(_ what: String) -> String { "whoever can change it can read or substitute the \(what)" }
+
+    /// Why the secret file at `path` (`admin_key_file`, a proxy's credentials file)
+    /// is not to be trusted, or nil: its real path must pass `PathTrust` (owner
+    /// root or keyrotd's user, every directory above writable by nobody else), it
+    /// must not itself be a symbolic link (it is read with O_NOFOLLOW), and no one
+    /// else may read it (0600 or stricter). `what` names the secret in messages.
+    static func fileProblem(_ path: String, what: String = "admin key") -> String? {
+        let verified: PathTrust.Verified
+        do throws(PathTrust.Refusal) {
+            verified = try PathTrust.verify(path, finalLink: .refuse)
+        } catch {
+            return error.message(for: "\(what) file", path: path, stake: stake(what))
+        }
+        if !verified.isRegularFile { return "\(what) file \(path) is not a regular file" }
+        if verified.mode & 0o077 != 0 {
+            return "\(path) is accessible by group or others (mode \(PathTrust.octal(verified.mode))); chmod 600 it"
+        }
+        return nil
+    }
+
     /// Reads a provider's admin key: the configured credential (from
     /// `$CREDENTIALS_DIRECTORY`) or file, else `MISTRAL_ADMIN_KEY` from the
     /// environment. Surrounding whitespace is dropped; an empty key is an error.
@@ -22,28 +45,33 @@ public enum AdminKey {
     ) throws(AdminKeyError) -> (Secret, AdminKeyOrigin) {
         var path: String?
         var origin: AdminKeyOrigin?
+        // How messages name the file: a credential's name is never repeated (a
+        // key pasted there by mistake would be printed).
+        var shown = ""
         switch provider.adminKey {
         case .file(let file):
             path = file
             origin = .file(path: file)
+            shown = file
         case .credential(let name):
             if let directory = environment["CREDENTIALS_DIRECTORY"], !directory.isEmpty {
                 path = "\(directory)/\(name)"
                 origin = .credential(path: "\(directory)/\(name)")
+                shown = "the credential admin_key_credential names, in \(directory)"
             }
         }
         if let path, let origin {
-            if case .file = origin, let status = FileIO.status(path: path), status.mode & 0o077 != 0 {
-                throw AdminKeyError(description: "admin key file \(path) is accessible by group or others; chmod 600 it")
+            if case .file = origin, let problem = fileProblem(path) {
+                throw AdminKeyError(description: problem)
             }
             let bytes: [UInt8]
             do {
-                bytes = try FileIO.readAll(path: path, limit: 64 << 10)
+                bytes = try FileIO.readAll(path: path, limit: 64 << 10, followingLinks: false)
             } catch {
-                throw AdminKeyError(description: "cannot read the admin key for provider \(provider.name) from \(path): \(error)")
+                throw AdminKeyError(description: "cannot read the admin key for provider \(provider.name) from \(shown): \(error)")
             }
             let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            guard !text.isEmpty else { throw AdminKeyError(description: "the admin key file \(path) is empty") }
+            guard !text.isEmpty else { throw AdminKeyError(description: "the admin key in \(shown) is empty") }
             return (Secret(text), origin)
         }
         if let key = environment["MISTRAL_ADMIN_KEY"]?.trimmingCharacters(in: .whitespacesAndNewlines), !key.isEmpty {

@@ -24,10 +24,28 @@ public struct LoadedConfiguration: Sendable {
 public enum ConfigLoader {
     public static let defaultPath = "/etc/keyrotd/keyrotd.toml"
 
+    /// Whoever can change the configuration chooses where the admin key is sent.
+    static let configurationStake = "whoever can change it can point base_url at themselves and receive the admin key"
+
     public static func load(path: String, environment: [String: String]) -> LoadedConfiguration {
+        func refused(_ message: String) -> LoadedConfiguration {
+            LoadedConfiguration(path: path, configuration: nil, daemon: nil, problems: [ConfigProblem(.file, message)])
+        }
+        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        var readPath = path
+        do throws(PathTrust.Refusal) {
+            let verified = try PathTrust.verify(absolute)
+            guard verified.isRegularFile else { return refused("the configuration file is not a regular file") }
+            readPath = verified.realPath
+        } catch {
+            // A missing file is reported by the read below, with the system's words.
+            if error.reason != .missing {
+                return refused(error.message(for: "configuration file", path: absolute, stake: configurationStake))
+            }
+        }
         let text: String
         do {
-            let bytes = try FileIO.readAll(path: path, limit: 1 << 20)
+            let bytes = try FileIO.readAll(path: readPath, limit: 1 << 20)
             guard let decoded = String(validating: bytes, as: UTF8.self) else {
                 return LoadedConfiguration(
                     path: path, configuration: nil, daemon: nil, problems: [ConfigProblem(.file, "is not valid UTF-8")])
@@ -58,61 +76,49 @@ enum FileChecker {
         }
         switch check.kind {
         case .hook:
-            guard let info = FileIO.status(path: check.path, following: true) else {
-                return problem("hook \(check.path) does not exist")
+            do throws(HookTrust.Problem) {
+                _ = try HookTrust.verify(check.path)
+                return nil
+            } catch {
+                return problem(error.message(path: check.path))
             }
-            if !info.isRegularFile { return problem("hook \(check.path) is not a regular file") }
-            if info.mode & 0o022 != 0 {
-                return problem("hook \(check.path) is writable by group or others (mode \(octal(info.mode))): anyone who can edit it receives every new secret; chmod go-w it")
-            }
-            if info.owner != 0 && info.owner != geteuid() {
-                return problem("hook \(check.path) is owned by uid \(info.owner), neither root nor keyrotd's user: its owner receives every new secret")
-            }
-            let directory = (check.path as NSString).deletingLastPathComponent
-            if let parent = FileIO.status(path: directory), parent.mode & 0o022 != 0, parent.mode & 0o1000 == 0 {
-                return problem("hook \(check.path) is in \(directory), which group or others may write (mode \(octal(parent.mode))): they could replace the hook")
-            }
-            if access(check.path, X_OK) != 0 { return problem("hook \(check.path) is not executable (chmod +x)") }
-            return nil
         case .secretFile:
-            return secretProblem(path: check.path, problem)
-        case .credential(let name):
+            let what = check.tomlPath.hasSuffix("proxy_credentials_file") ? "proxy credentials" : "admin key"
+            if let refusal = AdminKey.fileProblem(check.path, what: what) { return problem(refusal) }
+            return secretProblem(path: check.path, shownAs: check.path, problem)
+        case .credential:
+            // The credential's name is never repeated: a key pasted there by
+            // mistake would otherwise be printed.
             guard let directory = environment["CREDENTIALS_DIRECTORY"], !directory.isEmpty else {
                 if environment["MISTRAL_ADMIN_KEY"]?.isEmpty == false {
-                    return problem("credential \"\(name)\" is not available outside the service; using MISTRAL_ADMIN_KEY from the environment (interactive use only)", .warning)
+                    return problem("the credential is not available outside the service; using MISTRAL_ADMIN_KEY from the environment (interactive use only)", .warning)
                 }
-                return problem("credential \"\(name)\" can only be checked inside the service ($CREDENTIALS_DIRECTORY is not set; set MISTRAL_ADMIN_KEY to use keyrotd interactively)", .warning)
+                return problem("the credential can only be checked inside the service ($CREDENTIALS_DIRECTORY is not set; set MISTRAL_ADMIN_KEY to use keyrotd interactively)", .warning)
             }
-            return secretProblem(path: "\(directory)/\(name)", problem, checkMode: false)
+            return secretProblem(
+                path: "\(directory)/\(check.path)", shownAs: "the credential named here, in \(directory),", problem)
         case .certificateBundle:
             return CertificateBundleCheck.problem(path: check.path).map { problem($0) }
         }
     }
 
-    /// A secret file must be readable, non-empty and, unless systemd hands it over
-    /// (credentials are already private to the service), 0600 or stricter.
+    /// A secret file must be readable (not through a symbolic link) and non-empty;
+    /// `shownAs` names it in messages.
     private static func secretProblem(
-        path: String, _ problem: (String, ConfigProblem.Severity) -> ConfigProblem, checkMode: Bool = true
+        path: String, shownAs shown: String, _ problem: (String, ConfigProblem.Severity) -> ConfigProblem
     ) -> ConfigProblem? {
         guard let info = FileIO.status(path: path) else {
-            return problem("\(path) does not exist", .error)
+            return problem("\(shown) does not exist", .error)
         }
-        if !info.isRegularFile { return problem("\(path) is not a regular file", .error) }
-        if checkMode, info.mode & 0o077 != 0 {
-            return problem("\(path) is accessible by group or others (mode \(octal(info.mode))); chmod 600 it", .error)
-        }
+        if !info.isRegularFile { return problem("\(shown) is not a regular file", .error) }
         do {
-            let bytes = try FileIO.readAll(path: path, limit: 64 << 10)
+            let bytes = try FileIO.readAll(path: path, limit: 64 << 10, followingLinks: false)
             if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
-                return problem("\(path) is empty", .error)
+                return problem("\(shown) is empty", .error)
             }
         } catch {
-            return problem("cannot read \(path): \(error)", .error)
+            return problem("cannot read \(shown): \(error)", .error)
         }
         return nil
-    }
-
-    private static func octal(_ mode: UInt32) -> String {
-        "0" + String(mode & 0o7777, radix: 8)
     }
 }

@@ -44,14 +44,15 @@ public struct ProxyCredentials: Sendable {
     }
 
     /// Reads `user:password` (first line, surrounding whitespace dropped) from a
-    /// file that only its owner may read, like the admin key file.
+    /// file trusted like the admin key file (`AdminKey.fileProblem`: the whole path
+    /// owned by root or keyrotd's user, 0600, no symbolic link).
     public static func read(path: String) throws(ProxyCredentialsError) -> ProxyCredentials {
-        if let status = FileIO.status(path: path), status.mode & 0o077 != 0 {
-            throw ProxyCredentialsError(description: "proxy credentials file \(path) is accessible by group or others; chmod 600 it")
+        if let problem = AdminKey.fileProblem(path, what: "proxy credentials") {
+            throw ProxyCredentialsError(description: problem)
         }
         let bytes: [UInt8]
         do {
-            bytes = try FileIO.readAll(path: path, limit: 64 << 10)
+            bytes = try FileIO.readAll(path: path, limit: 64 << 10, followingLinks: false)
         } catch {
             throw ProxyCredentialsError(description: "cannot read the proxy credentials from \(path): \(error)")
         }

@@ -28,6 +28,8 @@ struct HookReport: Sendable, Equatable {
         case timedOut
         case cancelled
         case notExecutable(String)
+        /// Refused by `HookTrust` at the spawn: the whole sentence.
+        case untrusted(String)
         case spawnFailed(String)
     }
 
@@ -50,9 +52,29 @@ extension HookRunner {
     /// run, so output written while the hook shuts down is still logged. Once the
     /// leader has been reaped, `ProcessGroup.terminateRemainingMembers` ends
     /// whatever it left behind.
+    ///
+    /// Right before the spawn `HookTrust` walks the hook's path again, and the
+    /// process is started from the real path that walk verified, so a hook (or a
+    /// directory above it) made writable by someone else, or swapped, after start
+    /// or reload never runs and never sees the secret. Running the file through a
+    /// descriptor instead (open, fstat, fexecve) is not possible here: hooks are
+    /// mostly `#!` scripts, which the kernel can only hand to their interpreter as
+    /// /dev/fd/N, so the descriptor would have to stay open in the hook (breaking
+    /// "only fds 0-2"), and swift-subprocess offers no pre-exec hook on Linux.
+    /// The walk is as strong: it passed only if every component of the real path
+    /// is owned by root or keyrotd's user and writable by nobody else (sticky
+    /// directories excepted, whose next entry must be owned by those two), so
+    /// between the check and the exec only root or keyrotd itself could change
+    /// what that path names, and either can change keyrotd's own binary anyway.
     func execute(_ request: HookRequest) async -> HookReport {
-        if let problem = Self.executableProblem(request.path) {
-            return HookReport(end: .notExecutable(problem))
+        let realPath: String
+        do throws(HookTrust.Problem) {
+            realPath = try HookTrust.verify(request.path)
+        } catch {
+            switch error {
+            case .notExecutable(let reason): return HookReport(end: .notExecutable(reason))
+            case .untrusted(let message): return HookReport(end: .untrusted(message))
+            }
         }
         if Task.isCancelled { return HookReport(end: .cancelled) }
         let stdin: FileDescriptor
@@ -67,8 +89,8 @@ extension HookRunner {
         options.createSession = true
         options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: killGrace)]
         let configuration = Configuration(
-            executable: .path(FilePath(request.path)),
-            arguments: [],
+            executable: .path(FilePath(realPath)),
+            arguments: Arguments(executablePathOverride: request.path, remainingValues: []),
             environment: .custom(Dictionary(
                 uniqueKeysWithValues: request.environment.map { (Environment.Key(stringLiteral: $0.key), $0.value) })),
             workingDirectory: FilePath("/"),
@@ -210,17 +232,6 @@ extension HookRunner {
                     metadata: metadata)
             }
         }
-    }
-
-    /// Why `path` cannot be run as a hook, or nil. The spawn reports the same
-    /// problems (the file may change in between); this gives the clearer message.
-    static func executableProblem(_ path: String) -> String? {
-        guard path.hasPrefix("/") else { return "is not an absolute path" }
-        var info = stat()
-        guard stat(path, &info) == 0 else { return "does not exist" }
-        guard info.st_mode & S_IFMT == S_IFREG else { return "is not a regular file" }
-        guard access(path, X_OK) == 0 else { return "is not executable" }
-        return nil
     }
 
     private static func spawnEnd(_ error: any Error) -> HookReport.End {

@@ -11,7 +11,10 @@ public enum HookOutcome: Sendable, Equatable {
 /// Runs hook executables under the contract of SPEC.md "Hook contract".
 ///
 /// Each run:
-/// - executes the absolute `path` with no arguments (argv is just the path), in
+/// - first walks `path` again with `HookTrust` (owner and write rules for every
+///   component from /); a hook that fails is not started (`hook_untrusted`);
+/// - executes the absolute `path`, as the real path that walk verified, with no
+///   arguments (argv is just the configured path), in
 ///   working directory "/", in a new session and process group;
 /// - gives it exactly `PATH` (the runner's `searchPath`) and the `KEYROTD_*`
 ///   variables, nothing inherited from keyrotd (no `NOTIFY_SOCKET`, no
@@ -56,7 +59,9 @@ public struct HookRunner: Sendable {
 
     /// Runs one hook to completion, timeout, or task cancellation. Never throws: every
     /// failure is a StepFailure with a stable code: hook_exit_<n>, hook_signal_<n>,
-    /// hook_timeout, hook_not_executable, hook_spawn_failed, hook_cancelled.
+    /// hook_timeout, hook_not_executable, hook_untrusted (someone besides root and
+    /// keyrotd's user could change it: see `HookTrust`), hook_spawn_failed,
+    /// hook_cancelled.
     ///
     /// A deploy without a secret is refused (`hook_spawn_failed`) rather than run
     /// with an empty stdin that a hook could take for a key.
@@ -149,6 +154,8 @@ public struct HookRunner: Sendable {
             return .failed(failure("hook_cancelled", "hook \(path) was cancelled; its process group was terminated"))
         case .notExecutable(let why):
             return .failed(failure("hook_not_executable", "hook \(path) \(why)"))
+        case .untrusted(let message):
+            return .failed(failure("hook_untrusted", "\(message); not run"))
         case .spawnFailed(let why):
             return .failed(failure("hook_spawn_failed", "hook \(path) could not be started: \(why)"))
         }

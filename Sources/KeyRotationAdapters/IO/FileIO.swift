@@ -24,9 +24,11 @@ enum FileIO {
             isSymlink: type == S_IFLNK, owner: info.st_uid)
     }
 
-    /// Reads a whole (small) file; refuses files larger than `limit`. Throws `Errno`.
-    static func readAll(path: String, limit: Int) throws -> [UInt8] {
-        let fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec])
+    /// Reads a whole (small) file; refuses files larger than `limit`. Throws `Errno`
+    /// (ELOOP for a symbolic link when `followingLinks` is false).
+    static func readAll(path: String, limit: Int, followingLinks: Bool = true) throws -> [UInt8] {
+        let fd = try FileDescriptor.open(
+            FilePath(path), .readOnly, options: followingLinks ? [.closeOnExec] : [.closeOnExec, .noFollow])
         return try fd.closeAfter {
             var result: [UInt8] = []
             var buffer = [UInt8](repeating: 0, count: 64 << 10)

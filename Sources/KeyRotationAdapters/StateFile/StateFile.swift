@@ -32,8 +32,10 @@ public struct StateFile: Sendable {
     /// Creates the state file's directory, and missing ancestors, with mode 0700
     /// whatever the umask, and makes the new entries durable.
     ///
-    /// An existing directory's mode is left alone, but one writable by group or others is
-    /// refused with `.unsafePermissions`: whoever can write there can replace the state.
+    /// An existing directory's mode is left alone, but one writable by group or others, or
+    /// owned by anyone but root or this process's user, is refused with
+    /// `.unsafePermissions`: whoever can write there (its owner can chmod it) can
+    /// replace the state.
     public func prepareDirectory() throws(StateFileError) {
         let location = try location()
         try ensureDirectory(location.directory, isStateDirectory: true)
@@ -54,6 +56,9 @@ public struct StateFile: Sendable {
         if let existing {
             guard existing.type == .directory else {
                 throw StateFileError.io(.notDirectory, "use the directory", directory, "nothing was created")
+            }
+            if isStateDirectory, !PathTrust.isTrusted(existing.userID.rawValue) {
+                throw StateFileError.foreignOwner(directory, owner: existing.userID.rawValue, isDirectory: true)
             }
             if isStateDirectory, !existing.permissions.isDisjoint(with: [.groupWrite, .otherWrite]) {
                 throw StateFileError.unsafeDirectoryPermissions(directory, existing.permissions)
@@ -182,8 +187,9 @@ public struct StateFile: Sendable {
     /// Reads and verifies the state, or returns nil when the file does not exist yet.
     ///
     /// Refuses, leaving the file's bytes, mode and modification time as they were: a path
-    /// that is not a regular file (symbolic links are not followed), a file readable or
-    /// writable by group or others, a malformed envelope, a length or checksum mismatch,
+    /// that is not a regular file (symbolic links are not followed), a file owned by
+    /// anyone but root or this process's user, a file readable or writable by group or
+    /// others, a malformed envelope, a length or checksum mismatch,
     /// a version above `maxSupportedVersion`, or a body that is not a JSON object. The checks run in that order, so a future file that is intact is
     /// reported as `.futureVersion` rather than judged by today's schema.
     ///
@@ -219,6 +225,9 @@ public struct StateFile: Sendable {
         }
         guard status.type == .regular else {
             throw StateFileError.notRegularFile(path, Self.kind(of: status.type))
+        }
+        guard PathTrust.isTrusted(status.userID.rawValue) else {
+            throw StateFileError.foreignOwner(path, owner: status.userID.rawValue, isDirectory: false)
         }
         guard status.permissions.isDisjoint(with: [.groupReadWrite, .otherReadWrite]) else {
             throw StateFileError.unsafeFilePermissions(path, status.permissions)

@@ -14,7 +14,8 @@ public struct StateFileError: Error, Equatable, Sendable, CustomStringConvertibl
         /// Written by a newer keyrotd with a schema version this one does not understand.
         case futureVersion
         /// The file is readable or writable by group or others, or its directory is
-        /// writable by them.
+        /// writable by them, or either is owned by another user than root or
+        /// keyrotd's.
         case unsafePermissions
         /// A symbolic link, directory, FIFO, socket or device instead of a regular file.
         case notRegularFile
@@ -83,6 +84,18 @@ extension StateFileError {
             description: "state directory \(path) has mode \(octal(permissions)), so group or others "
                 + "could replace the state file; its mode was left as it is — chmod 700 \(path) "
                 + "(or go-w) and start again")
+    }
+
+    /// The state file, or its directory, belongs to another user than root or keyrotd's.
+    static func foreignOwner(_ path: String, owner: UInt32, isDirectory: Bool) -> StateFileError {
+        let (what, risk) = isDirectory
+            ? ("state directory", "could replace the state file; it was left as it is")
+            : ("state file", "can read or change it; \(leftUntouched)")
+        return StateFileError(
+            code: .unsafePermissions, path: path,
+            description: "\(what) \(path) is owned by \(PathTrust.describe(owner)), neither root nor keyrotd's "
+                + "user, so its owner \(risk) — check who may have read or altered it, then chown it to "
+                + "keyrotd's user and start again")
     }
 
     static func notRegularFile(_ path: String, _ what: String) -> StateFileError {
