@@ -37,6 +37,22 @@ public enum AdminKey {
         return nil
     }
 
+    /// A secret file's text with surrounding whitespace dropped, read without
+    /// following a symbolic link; with `checkingTrust`, only once `fileProblem`
+    /// passes (a systemd credential needs no check: systemd made it private).
+    static func readSecretFile(_ path: String, what: String, shown: String, checkingTrust: Bool) throws(AdminKeyError) -> String {
+        if checkingTrust, let problem = fileProblem(path, what: what) {
+            throw AdminKeyError(description: problem)
+        }
+        let bytes: [UInt8]
+        do {
+            bytes = try FileIO.readAll(path: path, limit: 64 << 10, followingLinks: false)
+        } catch {
+            throw AdminKeyError(description: "cannot read the \(what) from \(shown): \(error)")
+        }
+        return String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     /// Reads a provider's admin key: the configured credential (from
     /// `$CREDENTIALS_DIRECTORY`) or file, else `MISTRAL_ADMIN_KEY` from the
     /// environment. Surrounding whitespace is dropped; an empty key is an error.
@@ -61,16 +77,9 @@ public enum AdminKey {
             }
         }
         if let path, let origin {
-            if case .file = origin, let problem = fileProblem(path) {
-                throw AdminKeyError(description: problem)
-            }
-            let bytes: [UInt8]
-            do {
-                bytes = try FileIO.readAll(path: path, limit: 64 << 10, followingLinks: false)
-            } catch {
-                throw AdminKeyError(description: "cannot read the admin key for provider \(provider.name) from \(shown): \(error)")
-            }
-            let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            var isFile = false
+            if case .file = origin { isFile = true }
+            let text = try readSecretFile(path, what: "admin key", shown: shown, checkingTrust: isFile)
             guard !text.isEmpty else { throw AdminKeyError(description: "the admin key in \(shown) is empty") }
             return (Secret(text), origin)
         }

@@ -47,16 +47,12 @@ public struct ProxyCredentials: Sendable {
     /// file trusted like the admin key file (`AdminKey.fileProblem`: the whole path
     /// owned by root or keyrotd's user, 0600, no symbolic link).
     public static func read(path: String) throws(ProxyCredentialsError) -> ProxyCredentials {
-        if let problem = AdminKey.fileProblem(path, what: "proxy credentials") {
-            throw ProxyCredentialsError(description: problem)
-        }
-        let bytes: [UInt8]
+        let text: String
         do {
-            bytes = try FileIO.readAll(path: path, limit: 64 << 10, followingLinks: false)
+            text = try AdminKey.readSecretFile(path, what: "proxy credentials", shown: path, checkingTrust: true)
         } catch {
-            throw ProxyCredentialsError(description: "cannot read the proxy credentials from \(path): \(error)")
+            throw ProxyCredentialsError(description: error.description)
         }
-        let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard let colon = text.firstIndex(of: ":"), colon != text.startIndex, !text.contains("\n") else {
             throw ProxyCredentialsError(description: "proxy credentials file \(path) must hold one line user:password")
         }
