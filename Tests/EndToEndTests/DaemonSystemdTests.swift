@@ -52,7 +52,7 @@ import Testing
         let rejected = try #require(notify.receive(until: { $0.hasPrefix("READY=1") }, timeout: .seconds(10)))
         #expect(rejected.contains { $0.hasPrefix("RELOADING=1") })
         #expect(rejected.last?.contains("STATUS=config rejected") == true, "\(rejected)")
-        #expect(daemon.log().contains("keyrotd.toml:7: defaults.overlap: bad duration"), "\(daemon.log())")
+        #expect(daemon.log().contains("keyrotd.toml:8: defaults.overlap: bad duration"), "\(daemon.log())")
         #expect(daemon.child.poll() == nil, "keyrotd exited on a bad reload")
 
         // SIGTERM: STOPPING=1, exit 0.
