@@ -15,7 +15,7 @@ import Testing
     static let keys = ["app", "web"]
     static let overlap: TimeInterval = 1
     /// How long both rotate every few seconds.
-    static let rotating: Duration = longTests ? .seconds(180) : .seconds(50)
+    static let rotating: Duration = longTests ? .seconds(180) : .seconds(60)
 
     struct Deployment {
         let scratch: Scratch
