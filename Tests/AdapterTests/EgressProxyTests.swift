@@ -127,17 +127,18 @@ import Testing
         #expect(f.proxy.connects() == [f.target])
     }
 
-    /// An https proxy (squid) is verified like the provider, with `ca_file`: trusted,
-    /// the request goes through it; without the CA the proxy's certificate is refused.
+    /// An https proxy (socat's TLS in front of a tinyproxy) is verified like the
+    /// provider, with `ca_file`: trusted, the request goes through it; without the CA
+    /// the proxy's certificate is refused.
     @Test func anHTTPSProxyIsVerifiedWithTheCA() async throws {
         let f = try Fixture()
-        let squid = try SquidHTTPSProxy(in: f.scratch, certificate: try f.ca.issue("squid"))
-        defer { squid.stop() }
-        let trusted = f.provider(HTTPEgress(proxy: squid.url, caFile: f.ca.caFile, caMode: .replace))
+        let httpsProxy = try SocatHTTPSProxy(in: f.scratch, certificate: try f.ca.issue("https-proxy"))
+        defer { httpsProxy.stop() }
+        let trusted = f.provider(HTTPEgress(proxy: httpsProxy.url, caFile: f.ca.caFile, caMode: .replace))
         #expect(try await trusted.listKeys(nameContains: nil).isEmpty)
-        #expect(try await waitFor(seconds: 5) { squid.connects() == [f.target] })
+        #expect(try await waitFor(seconds: 5) { httpsProxy.connects() == [f.target] })
 
-        let untrusted = f.provider(HTTPEgress(proxy: squid.url))
+        let untrusted = f.provider(HTTPEgress(proxy: httpsProxy.url))
         var failure: StepFailure?
         do { _ = try await untrusted.listKeys(nameContains: nil) } catch { failure = error }
         #expect(failure?.code == "tls", "\(String(describing: failure))")

@@ -170,56 +170,64 @@ public final class TinyProxy: @unchecked Sendable {
     }
 }
 
-/// Debian's squid as an https proxy (`https_port`, TLS with a certificate from a
-/// test CA) on loopback, in the foreground (`-N`), as a child of the test. Its
-/// access log records every CONNECT.
-public final class SquidHTTPSProxy: @unchecked Sendable {
-    let process: ChildProcess
+/// An https proxy from parts that install no service: socat terminating TLS (a
+/// certificate from a test CA) on loopback in front of a `TinyProxy`, both children
+/// of the test on free ports. (Debian's squid would do it alone, but installing it
+/// enables a system-wide proxy service on port 3128.) The tinyproxy behind it logs
+/// every CONNECT, so a tunnel through the https proxy is visible there.
+public final class SocatHTTPSProxy: @unchecked Sendable {
+    let socat: ChildProcess
+    let behind: TinyProxy
     public let port: Int
-    let directory: String
 
     public init(in scratch: Scratch, certificate: TestCA.Issued) throws {
+        behind = try TinyProxy(in: scratch, name: "tinyproxy-behind-tls")
         port = try freeLoopbackPort()
-        // squid drops to the `proxy` user: its logs go to a directory that user can write.
-        directory = scratch.file("squid")
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try FileManager.default.setAttributes([.posixPermissions: 0o777], ofItemAtPath: directory)
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: scratch.path)
-        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: certificate.keyFile)
-        let config = try scratch.write("squid.conf", """
-            https_port 127.0.0.1:\(port) tls-cert=\(certificate.certificateFile) tls-key=\(certificate.keyFile)
-            http_port 127.0.0.1:\(try freeLoopbackPort())
-            acl loopback src 127.0.0.1
-            http_access allow loopback
-            http_access deny all
-            cache deny all
-            access_log stdio:\(directory)/access.log
-            cache_log \(directory)/cache.log
-            pid_filename \(directory)/squid.pid
-            coredump_dir \(directory)
-            pinger_enable off
-            shutdown_lifetime 0 seconds
-
-            """)
-        process = try ChildProcess(
-            "/usr/sbin/squid", ["-N", "-f", config], environment: ["PATH": "/usr/sbin:/usr/bin:/bin"],
-            output: scratch.file("squid.out"))
-        try awaitListening(process, port: port, what: "squid")
+        // verify=0: socat asks no client certificate (keyrotd presents none).
+        let listen = "OPENSSL-LISTEN:\(port),bind=127.0.0.1,reuseaddr,fork,verify=0"
+            + ",cert=\(certificate.certificateFile),key=\(certificate.keyFile)"
+        do {
+            socat = try ChildProcess(
+                "/usr/bin/socat", [listen, "TCP:127.0.0.1:\(behind.port)"], environment: ["PATH": "/usr/bin:/bin"],
+                output: scratch.file("socat.out"))
+            try awaitListening(socat, port: port, what: "socat")
+        } catch {
+            behind.stop()
+            throw error
+        }
     }
 
     public var url: String { "https://127.0.0.1:\(port)" }
 
-    /// The CONNECT targets in the access log ("127.0.0.1:PORT").
+    /// The CONNECT targets the tinyproxy behind the TLS was asked for ("127.0.0.1:PORT").
     public func connects() -> [String] {
-        let log = (try? String(contentsOfFile: directory + "/access.log", encoding: .utf8)) ?? ""
-        return log.split(separator: "\n").compactMap { line in
-            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-            guard let index = fields.firstIndex(of: "CONNECT"), index + 1 < fields.count else { return nil }
-            return String(fields[index + 1])
-        }
+        behind.connects()
     }
 
+    /// Stops socat and the connection handlers it forked (socat 1.7.4 leaves them
+    /// running when it gets SIGTERM), then the tinyproxy. socat is stopped first
+    /// (SIGSTOP) so it neither forks nor reaps meanwhile: a handler that exits then
+    /// stays a zombie, so its pid cannot be reused before the kill reaches it.
     public func stop() {
-        process.stop()
+        socat.signal(SIGSTOP)
+        for handler in childProcesses(of: socat.pid) { kill(handler, SIGKILL) }
+        socat.signal(SIGCONT)
+        socat.stop()
+        behind.stop()
+    }
+}
+
+/// The pids whose parent is `parent`, from /proc/PID/stat (/proc/PID/task/PID/children
+/// needs CONFIG_PROC_CHILDREN, which this machine's kernel lacks).
+func childProcesses(of parent: pid_t) -> [pid_t] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap { entry -> pid_t? in
+        guard let pid = pid_t(entry),
+              let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+              let commandEnd = stat.range(of: ")", options: .backwards)
+        else { return nil }
+        // After "(comm)": state, then the parent's pid.
+        let fields = stat[commandEnd.upperBound...].split(separator: " ")
+        return fields.count > 1 && pid_t(fields[1]) == parent ? pid : nil
     }
 }
