@@ -15,11 +15,11 @@ import Testing
         let server: MistralServer
         let proxy: TinyProxy
 
-        init(proxyAuth: (String, String)? = nil) throws {
+        init(proxyAuth: (String, String)? = nil) async throws {
             scratch = try Scratch()
-            ca = try TestCA(in: scratch)
-            server = try MistralServer(in: scratch, tls: try ca.issue())
-            proxy = try TinyProxy(in: scratch, basicAuth: proxyAuth)
+            ca = try await TestCA(in: scratch)
+            server = try MistralServer(in: scratch, tls: try await ca.issue())
+            proxy = try await TinyProxy(in: scratch, basicAuth: proxyAuth)
         }
 
         deinit {
@@ -52,7 +52,7 @@ import Testing
     }
 
     @Test func throughTheConfiguredProxyWithTheConfiguredCA() async throws {
-        let f = try Fixture()
+        let f = try await Fixture()
         let provider = f.provider(HTTPEgress(proxy: f.proxy.url, caFile: f.ca.caFile, caMode: .replace))
         let created = try await provider.createKey(
             name: "keyrotd/proxy/g1/aaaaaa", expiration: Date() + 86400 * 30,
@@ -69,7 +69,7 @@ import Testing
     }
 
     @Test func withoutTheCATheTLSFailureBlocks() async throws {
-        let f = try Fixture()
+        let f = try await Fixture()
         let provider = f.provider(HTTPEgress(proxy: f.proxy.url))
         var failure: StepFailure?
         do { _ = try await provider.listKeys(nameContains: nil) } catch { failure = error }
@@ -84,13 +84,13 @@ import Testing
     @Test func addKeepsTheSystemStoreAndReplaceDropsIt() async throws {
         let scratch = try Scratch()
         defer { scratch.remove() }
-        let system = try TestCA(in: scratch, name: "system")
-        let extra = try TestCA(in: scratch, name: "extra")
-        let server = try MistralServer(in: scratch, tls: try system.issue())
+        let system = try await TestCA(in: scratch, name: "system")
+        let extra = try await TestCA(in: scratch, name: "extra")
+        let server = try MistralServer(in: scratch, tls: try await system.issue())
         defer { server.stop() }
         func list(_ mode: CAMode) async -> StepFailure? {
             var egress = HTTPEgress(caFile: extra.caFile, caMode: mode)
-            egress.systemCAPath = try? system.hashedDirectory()
+            egress.systemCAPath = try? await system.hashedDirectory()
             let provider = MistralProvider(
                 baseURL: server.baseURL, adminKey: server.adminKey, requestsPerMinute: 60000,
                 http: HTTPClient(connectTimeout: .seconds(3), totalTimeout: .seconds(8), egress: egress))
@@ -113,7 +113,7 @@ import Testing
     /// http_proxy, HTTPS_PROXY, ALL_PROXY in the client's environment are ignored
     /// (the proxy sees nothing), and NO_PROXY cannot route around a configured proxy.
     @Test func proxiesInTheEnvironmentAreIgnored() async throws {
-        let f = try Fixture()
+        let f = try await Fixture()
         let url = f.server.baseURL + "/v1/models"
         let viaEnvironment = ["http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"]
             .reduce(into: ["PATH": "/usr/bin:/bin"]) { $0[$1] = f.proxy.url }
@@ -131,8 +131,8 @@ import Testing
     /// provider, with `ca_file`: trusted, the request goes through it; without the CA
     /// the proxy's certificate is refused.
     @Test func anHTTPSProxyIsVerifiedWithTheCA() async throws {
-        let f = try Fixture()
-        let httpsProxy = try SocatHTTPSProxy(in: f.scratch, certificate: try f.ca.issue("https-proxy"))
+        let f = try await Fixture()
+        let httpsProxy = try await SocatHTTPSProxy(in: f.scratch, certificate: try await f.ca.issue("https-proxy"))
         defer { httpsProxy.stop() }
         let trusted = f.provider(HTTPEgress(proxy: httpsProxy.url, caFile: f.ca.caFile, caMode: .replace))
         #expect(try await trusted.listKeys(nameContains: nil).isEmpty)
@@ -147,7 +147,7 @@ import Testing
 
     /// A plain-http URL never goes through a proxy (CONNECT or not, the proxy would see it).
     @Test func plainHTTPIsNeverSentThroughAProxy() async throws {
-        let f = try Fixture()
+        let f = try await Fixture()
         let client = HTTPClient(connectTimeout: .seconds(3), totalTimeout: .seconds(5), egress: HTTPEgress(proxy: f.proxy.url))
         await #expect(throws: HTTPError(code: .refusedURL, message: "refusing http://127.0.0.1:9/v1/models: plain http never goes through a proxy")) {
             _ = try await client.perform(HTTPRequest(method: .get, url: "http://127.0.0.1:9/v1/models", bearer: Secret("x")))
@@ -159,7 +159,7 @@ import Testing
     /// wrong ones need an operator, and neither appears in any log or message.
     @Test func proxyCredentialsFromTheirFile() async throws {
         let password = "pw-\(UUID().uuidString.prefix(12))"
-        let f = try Fixture(proxyAuth: ("keyrotd", password))
+        let f = try await Fixture(proxyAuth: ("keyrotd", password))
         let file = try f.scratch.write("proxy-credentials", "keyrotd:\(password)\n", mode: 0o600)
         let credentials = try ProxyCredentials.read(path: file)
         #expect(credentials.user == "keyrotd")
@@ -204,8 +204,8 @@ import Testing
     @Test func tlsBelow1_2IsRefused() async throws {
         let scratch = try Scratch()
         defer { scratch.remove() }
-        let ca = try TestCA(in: scratch)
-        let issued = try ca.issue()
+        let ca = try await TestCA(in: scratch)
+        let issued = try await ca.issue()
         let lax = try scratch.write("lax-openssl.cnf", """
             openssl_conf = default_conf
             [default_conf]

@@ -25,10 +25,10 @@ import Testing
             """)
     }
 
-    @Test func aRealBundleAndPrivateCredentialsPass() throws {
+    @Test func aRealBundleAndPrivateCredentialsPass() async throws {
         let scratch = try Scratch()
         defer { scratch.remove() }
-        let ca = try TestCA(in: scratch)
+        let ca = try await TestCA(in: scratch)
         let credentials = try scratch.write("proxy-credentials", "keyrotd:pw\n", mode: 0o600)
         let config = try Self.config(in: scratch, caFile: ca.caFile, credentials: credentials)
         let result = try keyrotd(["check-config", "--config", config])

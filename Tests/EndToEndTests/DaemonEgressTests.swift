@@ -10,13 +10,13 @@ import Testing
     @Test func theDaemonUsesTheConfiguredProxyAndCAAndNeverTheEnvironments() async throws {
         let scratch = try Scratch()
         defer { scratch.remove() }
-        let ca = try TestCA(in: scratch)
-        let server = try MistralServer(in: scratch, tls: try ca.issue())
+        let ca = try await TestCA(in: scratch)
+        let server = try MistralServer(in: scratch, tls: try await ca.issue())
         defer { server.stop() }
         let password = "pw-\(UUID().uuidString.prefix(12))"
-        let proxy = try TinyProxy(in: scratch, name: "configured", basicAuth: ("keyrotd", password))
+        let proxy = try await TinyProxy(in: scratch, name: "configured", basicAuth: ("keyrotd", password))
         defer { proxy.stop() }
-        let environmentProxy = try TinyProxy(in: scratch, name: "environment")
+        let environmentProxy = try await TinyProxy(in: scratch, name: "environment")
         defer { environmentProxy.stop() }
         let credentials = try scratch.write("proxy-credentials", "keyrotd:\(password)\n", mode: 0o600)
         let hook = try consumerHook(in: scratch)

@@ -16,18 +16,18 @@ public struct TestCA: Sendable {
         public let caFile: String
     }
 
-    public init(in scratch: Scratch, name: String = "ca") throws {
+    public init(in scratch: Scratch, name: String = "ca") async throws {
         self.scratch = scratch
         self.name = name
         caFile = scratch.file("\(name).pem")
         keyFile = scratch.file("\(name).key")
-        try runToCompletion("/usr/bin/openssl", [
+        try await runToCompletion("/usr/bin/openssl", [
             "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
             "-keyout", keyFile, "-out", caFile, "-days", "2", "-subj", "/CN=keyrotd test \(name)",
         ], in: scratch)
     }
 
-    public func issue(_ serverName: String = "server") throws -> Issued {
+    public func issue(_ serverName: String = "server") async throws -> Issued {
         let key = scratch.file("\(name)-\(serverName).key")
         let request = scratch.file("\(name)-\(serverName).csr")
         let certificate = scratch.file("\(name)-\(serverName).pem")
@@ -38,11 +38,11 @@ public struct TestCA: Sendable {
             extendedKeyUsage = serverAuth
 
             """)
-        try runToCompletion("/usr/bin/openssl", [
+        try await runToCompletion("/usr/bin/openssl", [
             "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
             "-keyout", key, "-out", request, "-subj", "/CN=localhost",
         ], in: scratch)
-        try runToCompletion("/usr/bin/openssl", [
+        try await runToCompletion("/usr/bin/openssl", [
             "x509", "-req", "-in", request, "-CA", caFile, "-CAkey", keyFile, "-CAcreateserial",
             "-out", certificate, "-days", "2", "-extfile", extensions,
         ], in: scratch)
@@ -51,20 +51,20 @@ public struct TestCA: Sendable {
 
     /// A directory of this CA's certificate under its OpenSSL hash name, as
     /// /etc/ssl/certs holds the system's (`openssl rehash`).
-    public func hashedDirectory() throws -> String {
+    public func hashedDirectory() async throws -> String {
         let directory = scratch.file("\(name)-hashed")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: caFile, toPath: directory + "/\(name).pem")
-        try runToCompletion("/usr/bin/openssl", ["rehash", directory], in: scratch)
+        try await runToCompletion("/usr/bin/openssl", ["rehash", directory], in: scratch)
         return directory
     }
 }
 
 /// Runs a tool to completion; throws unless it exits 0 (its output goes to a log in `scratch`).
-public func runToCompletion(_ executable: String, _ arguments: [String], in scratch: Scratch) throws {
+public func runToCompletion(_ executable: String, _ arguments: [String], in scratch: Scratch) async throws {
     let log = scratch.file("tools.log")
     let process = try ChildProcess(executable, arguments, environment: ["PATH": "/usr/bin:/bin"], output: log)
-    for _ in 0..<600 where process.poll() == nil { usleep(50_000) }
+    for _ in 0..<600 where process.poll() == nil { try await Task.sleep(for: .milliseconds(50)) }
     guard let status = process.poll() else {
         process.stop()
         throw MistralServer.ServerError(message: "\(executable) \(arguments.first ?? "") did not finish")
@@ -96,11 +96,11 @@ public func freeLoopbackPort() throws -> Int {
 }
 
 /// Waits up to 10 s for `process` to accept connections on 127.0.0.1:`port`; stops it and throws otherwise.
-func awaitListening(_ process: ChildProcess, port: Int, what: String) throws {
+func awaitListening(_ process: ChildProcess, port: Int, what: String) async throws {
     for _ in 0..<200 {
         if TinyProxy.accepts(port: port) { return }
         if process.poll() != nil { break }
-        usleep(50_000)
+        try await Task.sleep(for: .milliseconds(50))
     }
     process.stop()
     throw MistralServer.ServerError(message: "\(what) did not start on port \(port)")
@@ -114,7 +114,7 @@ public final class TinyProxy: @unchecked Sendable {
     public let logFile: String
 
     /// `basicAuth`: (user, password) the proxy demands.
-    public init(in scratch: Scratch, name: String = "tinyproxy", basicAuth: (String, String)? = nil) throws {
+    public init(in scratch: Scratch, name: String = "tinyproxy", basicAuth: (String, String)? = nil) async throws {
         port = try freeLoopbackPort()
         logFile = scratch.file("\(name).log")
         var config = """
@@ -132,7 +132,7 @@ public final class TinyProxy: @unchecked Sendable {
         process = try ChildProcess(
             "/usr/bin/tinyproxy", ["-d", "-c", configFile], environment: ["PATH": "/usr/bin:/bin"],
             output: scratch.file("\(name).out"))
-        try awaitListening(process, port: port, what: "tinyproxy")
+        try await awaitListening(process, port: port, what: "tinyproxy")
     }
 
     public var url: String { "http://127.0.0.1:\(port)" }
@@ -180,8 +180,8 @@ public final class SocatHTTPSProxy: @unchecked Sendable {
     let behind: TinyProxy
     public let port: Int
 
-    public init(in scratch: Scratch, certificate: TestCA.Issued) throws {
-        behind = try TinyProxy(in: scratch, name: "tinyproxy-behind-tls")
+    public init(in scratch: Scratch, certificate: TestCA.Issued) async throws {
+        behind = try await TinyProxy(in: scratch, name: "tinyproxy-behind-tls")
         port = try freeLoopbackPort()
         // verify=0: socat asks no client certificate (keyrotd presents none).
         let listen = "OPENSSL-LISTEN:\(port),bind=127.0.0.1,reuseaddr,fork,verify=0"
@@ -190,7 +190,7 @@ public final class SocatHTTPSProxy: @unchecked Sendable {
             socat = try ChildProcess(
                 "/usr/bin/socat", [listen, "TCP:127.0.0.1:\(behind.port)"], environment: ["PATH": "/usr/bin:/bin"],
                 output: scratch.file("socat.out"))
-            try awaitListening(socat, port: port, what: "socat")
+            try await awaitListening(socat, port: port, what: "socat")
         } catch {
             behind.stop()
             throw error
