@@ -21,6 +21,8 @@ public struct ConfigFuzzBases {
         }
         try scratch.write("credentials/mistral-admin-key", "admin-key-for-tests\n", mode: 0o600)
         try scratch.write("admin-key", "admin-key-for-tests\n", mode: 0o600)
+        try scratch.write("proxy-credentials", "keyrotd:proxy-password-for-tests\n", mode: 0o600)
+        try scratch.write("corp-ca.pem", "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n")
         environment = [
             "CREDENTIALS_DIRECTORY": scratch.file("credentials"),
             "STATE_DIRECTORY": scratch.file("state"),
@@ -37,8 +39,9 @@ public struct ConfigFuzzBases {
         bases = [("example", Array(example.utf8)), ("rich", Array(Self.rich(in: scratch).utf8))]
     }
 
-    /// Every section and most keys: two providers (a credential and a key file),
-    /// four keys with their own windows (one overnight), hooks, adoption, alerts.
+    /// Every section and most keys: three providers (a credential, a key file, and
+    /// one behind an egress proxy with credentials and a private CA), five keys with
+    /// their own windows (one overnight), hooks, adoption, alerts, an instance.
     static func rich(in scratch: Scratch) -> String {
         let hooks = scratch.file("hooks.d")
         return """
@@ -46,6 +49,7 @@ public struct ConfigFuzzBases {
             state_file = "\(scratch.file("state/state.json"))"
             control_socket = "\(scratch.file("run/control.sock"))"
             catch_up_spacing = "30s"
+            instance = "eu-prod"
 
             [defaults]
             rotate_every = "30d"
@@ -78,6 +82,16 @@ public struct ConfigFuzzBases {
             base_url = "http://[::1]:9/v1"
             admin_key_file = "\(scratch.file("admin-key"))"
 
+            [providers.corp]
+            type = "mistral"
+            base_url = "https://127.0.0.1:9"
+            admin_key_file = "\(scratch.file("admin-key"))"
+            proxy = "http://127.0.0.1:9"
+            proxy_credentials_file = "\(scratch.file("proxy-credentials"))"
+            ca_file = "\(scratch.file("corp-ca.pem"))"
+            ca_mode = "replace"
+            timeout = "20s"
+
 
             """
             + keySection("alpha", hooks: ["\(hooks)/write-env-file", "\(hooks)/reload-proxy"])
@@ -92,6 +106,7 @@ public struct ConfigFuzzBases {
                 hook_timeout = "5min"
                 max_overlap = "7d"
                 """)
+            + keySection("epsilon", provider: "corp", hooks: ["\(hooks)/write-env-file"])
             + keySection("delta", hooks: ["\(hooks)/notify-team"], user: "e1a2b3c4-d5e6-4f70-8192-a3b4c5d6e7f8", extra: """
                 window = "Fri..Mon 22:00..02:00"
                 retry_initial = "1min"
