@@ -5,7 +5,7 @@ import Testing
 @testable import KeyRotation
 @testable import KeyRotationAdapters
 
-/// The hook contract of SPEC.md, proved with real /bin/sh hooks.
+/// The hook contract (the README's "Hooks" section), proved with real /bin/sh hooks.
 @Suite struct HookRunnerTests {
     @Test func deployHandsTheSecretOverOnStdinOnly() async throws {
         let fixture = try HookFixture()

@@ -8,7 +8,7 @@ public enum HookOutcome: Sendable, Equatable {
     case failed(StepFailure)
 }
 
-/// Runs hook executables under the contract of SPEC.md "Hook contract".
+/// Runs hook executables under the hook contract (the README's "Hooks" section).
 ///
 /// Each run:
 /// - first walks `path` again with `HookTrust` (owner and write rules for every
