@@ -33,7 +33,7 @@ import Testing
                 """))
             #expect(parsed.problems == [], "\(proxy)")
             #expect(parsed.configuration?.providers["mistral"]?.egress.proxyCredentialsFile == "/etc/keyrotd/proxy-credentials")
-            #expect(parsed.fileChecks.contains { $0.kind == .secretFile && $0.tomlPath == "providers.mistral.proxy_credentials_file" })
+            #expect(parsed.fileChecks.contains { $0.kind == .secretFile(secret: "proxy credentials") && $0.tomlPath == "providers.mistral.proxy_credentials_file" })
         }
     }
 

@@ -20,8 +20,9 @@ public struct FileCheck: Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
         /// Exists, is a regular file, is executable, and is not group/world-writable.
         case hook
-        /// Readable by us, not readable or writable by group/others, not empty.
-        case secretFile
+        /// Readable by us, not readable or writable by group/others, not empty;
+        /// `secret` names what it holds in messages ("admin key", "proxy credentials").
+        case secretFile(secret: String)
         /// `$CREDENTIALS_DIRECTORY/<name>` readable and not empty.
         case credential(name: String)
         /// Readable, holds at least one PEM certificate (`ca_file`).
@@ -200,7 +201,7 @@ private struct Reader {
         case (nil, let file?):
             if file.hasPrefix("/") {
                 adminKey = .file(file)
-                addFileCheck(.secretFile, file, path, "admin_key_file")
+                addFileCheck(.secretFile(secret: "admin key"), file, path, "admin_key_file")
             } else {
                 report(path, "admin_key_file", "must be an absolute path; the value is not shown, in case it is a key")
             }
@@ -263,7 +264,7 @@ private struct Reader {
                 report(path, "proxy_credentials_file", problem)
             }
             egress.proxyCredentialsFile = file
-            addFileCheck(.secretFile, file, path, "proxy_credentials_file")
+            addFileCheck(.secretFile(secret: "proxy credentials"), file, path, "proxy_credentials_file")
         }
         if let file = absolutePath(section, path, "ca_file") {
             egress.caFile = file

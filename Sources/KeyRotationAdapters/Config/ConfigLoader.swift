@@ -82,9 +82,8 @@ enum FileChecker {
             } catch {
                 return problem(error.message(path: check.path))
             }
-        case .secretFile:
-            let what = check.tomlPath.hasSuffix("proxy_credentials_file") ? "proxy credentials" : "admin key"
-            if let refusal = AdminKey.fileProblem(check.path, what: what) { return problem(refusal) }
+        case .secretFile(let secret):
+            if let refusal = AdminKey.fileProblem(check.path, what: secret) { return problem(refusal) }
             return secretProblem(path: check.path, shownAs: check.path, problem)
         case .credential:
             // The credential's name is never repeated: a key pasted there by
