@@ -332,13 +332,18 @@ extension Daemon {
         case .success(let value):
             hit = value
         }
-        guard let (providerName, key) = hit, let name = ProviderKeyName(key.name) else {
+        let records = allRecords()
+        let claim = hit.flatMap { hit in
+            ProviderKeyClaim.judge(
+                hit.key, instance: instance, isOwnKey: { self.configuration.key(named: $0) != nil || records[$0] != nil },
+                workspaceOf: { self.configuration.key(named: $0)?.workspace })
+        }
+        guard let (providerName, key) = hit, let claim else {
             responder.fail(ControlError(
                 code: "unknown_key",
                 message: "the provider has no keyrotd-made key with id \(keyID); delete-orphan only removes keys named keyrotd/…"))
             return
         }
-        let records = allRecords()
         if let owner = Self.owner(of: key, in: records) {
             responder.fail(ControlError(code: "refused", message: "\(keyID) (\(key.name)) is \(owner): not an orphan"))
             return
@@ -347,22 +352,18 @@ extension Daemon {
             responder.fail(ControlError(code: "refused", message: "\(keyID) (\(key.name)) is to be adopted by \(adopter.name): not an orphan"))
             return
         }
-        if let other = name.instance, other != instance {
-            responder.fail(ControlError(
-                code: "refused",
-                message: "\(keyID) (\(key.name)) belongs to keyrotd instance \(other), another keyrotd sharing the organisation (this one is \(instance)): not deleted; only that keyrotd, or the provider's console, may delete it"))
-            return
+        let refusal: String? = switch claim {
+        case .orphan, .legacy:
+            nil
+        case .foreign(let name):
+            "\(keyID) (\(key.name)) belongs to keyrotd instance \(name.instance ?? "?"), another keyrotd sharing the organisation (this one is \(instance)): not deleted; only that keyrotd, or the provider's console, may delete it"
+        case .unknownKey(let name):
+            "\(keyID) (\(key.name)) belongs to \(name.key), which this keyrotd never managed (another keyrotd sharing the organisation?): not deleted"
+        case .otherWorkspace(let name, let workspace):
+            "\(keyID) (\(key.name)) is in workspace \(key.workspaceID ?? "(none given)"), not \(name.key)'s workspace \(workspace): not this keyrotd's, not deleted"
         }
-        if configuration.key(named: name.key) == nil, records[name.key] == nil {
-            responder.fail(ControlError(
-                code: "refused",
-                message: "\(keyID) (\(key.name)) belongs to \(name.key), which this keyrotd never managed (another keyrotd sharing the organisation?): not deleted"))
-            return
-        }
-        if let workspace = configuration.key(named: name.key)?.workspace, key.workspaceID != workspace {
-            responder.fail(ControlError(
-                code: "refused",
-                message: "\(keyID) (\(key.name)) is in workspace \(key.workspaceID ?? "(none given)"), not \(name.key)'s workspace \(workspace): not this keyrotd's, not deleted"))
+        if let refusal {
+            responder.fail(ControlError(code: "refused", message: refusal))
             return
         }
         guard !draining, let provider = providers[providerName] else {

@@ -118,7 +118,7 @@ private struct AuditRules {
 
     func audit(_ key: ListedKey) -> AuditedKey {
         let owner = byID[key.id] ?? inFlight[key.name]
-        let subject = Subject(key: key, owner: owner)
+        let subject = Subject(key: key, owner: owner, claim: claim(key, owner: owner))
         let findings = [
             unmanaged(subject), orphan(subject), foreign(subject), legacy(subject), stale(subject), overAge(subject),
             expiring(subject),
@@ -139,7 +139,7 @@ private struct AuditRules {
                 "key \(s.key.id) of \(owner.record.name): the managed key \(owner.record.name) was removed from the configuration and this key is no longer rotated")
         }
         guard !adoptIDs.contains(s.key.id) else { return nil }
-        switch claim(s) {
+        switch s.claim {
         case .orphan, .foreign, .legacy:
             return nil
         case .otherWorkspace(let name, let expected):
@@ -155,33 +155,16 @@ private struct AuditRules {
         }
     }
 
-    /// What a keyrotd-made name nobody owns says about whose key it is.
-    private enum Claim {
-        /// This instance, a key it has or had, in that key's workspace.
-        case orphan(ProviderKeyName)
-        /// Another instance's.
-        case foreign(ProviderKeyName)
-        /// The scheme before instances, a key this keyrotd has or had, in its workspace.
-        case legacy(ProviderKeyName)
-        /// Named for a key of this keyrotd, but listed in another workspace than the key's.
-        case otherWorkspace(ProviderKeyName, expected: String)
-        /// Named for a key this keyrotd never had.
-        case unknownKey(ProviderKeyName)
-    }
-
-    /// nil for a key a record owns, or whose name keyrotd did not give.
-    private func claim(_ s: Subject) -> Claim? {
-        guard s.owner == nil, let name = s.providerName else { return nil }
-        if let other = name.instance, other != instance { return .foreign(name) }
-        guard ownNames.contains(name.key) else { return .unknownKey(name) }
-        if let workspace = configured[name.key]?.workspace, s.key.workspaceID != workspace {
-            return .otherWorkspace(name, expected: workspace)
-        }
-        return name.instance == nil ? .legacy(name) : .orphan(name)
+    /// nil for a key a record owns, or whose name keyrotd did not give. Judged
+    /// once per key (`audit`), read by every rule.
+    private func claim(_ key: ListedKey, owner: Owner?) -> ProviderKeyClaim? {
+        guard owner == nil else { return nil }
+        return ProviderKeyClaim.judge(
+            key, instance: instance, isOwnKey: ownNames.contains, workspaceOf: { configured[$0]?.workspace })
     }
 
     private func orphan(_ s: Subject) -> AuditFinding? {
-        guard !adoptIDs.contains(s.key.id), case .orphan(let name)? = claim(s) else { return nil }
+        guard !adoptIDs.contains(s.key.id), case .orphan(let name)? = s.claim else { return nil }
         return s.finding(
             .orphan,
             "key \(s.key.id) \(s.quotedName) was created by keyrotd for \(name.key) but no state record knows it: its secret is lost (an interrupted create or a crash)",
@@ -189,28 +172,22 @@ private struct AuditRules {
     }
 
     private func foreign(_ s: Subject) -> AuditFinding? {
-        guard !adoptIDs.contains(s.key.id), case .foreign(let name)? = claim(s) else { return nil }
+        guard !adoptIDs.contains(s.key.id), case .foreign(let name)? = s.claim else { return nil }
         return AuditFinding(
             kind: .foreign, keyID: s.key.id, key: nil,
             message: "key \(s.key.id) \(s.quotedName) belongs to keyrotd instance \(name.instance ?? "?") (another keyrotd sharing the organisation; this one is \(instance)): left alone")
     }
 
     private func legacy(_ s: Subject) -> AuditFinding? {
-        guard !adoptIDs.contains(s.key.id), case .legacy(let name)? = claim(s) else { return nil }
+        guard !adoptIDs.contains(s.key.id), case .legacy(let name)? = s.claim else { return nil }
         return s.finding(
             .legacy,
             "key \(s.key.id) \(s.quotedName) is named by the scheme before instances for \(name.key), and no state record knows it: an orphan of this keyrotd from before the upgrade, or the key of another keyrotd sharing the organisation that is not upgraded yet; keyrotd never deletes it on its own: delete it once no other keyrotd uses it",
             remedy: "keyrotd delete-orphan \(s.key.id)")
     }
 
-    /// Another keyrotd's key: its own audit judges its age and use, not this one.
-    private func isForeign(_ s: Subject) -> Bool {
-        if case .foreign? = claim(s) { return true }
-        return false
-    }
-
     private func stale(_ s: Subject) -> AuditFinding? {
-        guard s.owner?.relation != .pending, !isForeign(s) else { return nil }
+        guard s.owner?.relation != .pending, !s.isForeign else { return nil }
         let limit = now - staleAfter
         if let lastUsed = s.key.lastUsed {
             guard lastUsed < limit else { return nil }
@@ -226,7 +203,7 @@ private struct AuditRules {
 
     private func overAge(_ s: Subject) -> AuditFinding? {
         let age = now.span(since: s.key.createdAt)
-        guard !isForeign(s) else { return nil }
+        guard !s.isForeign else { return nil }
         guard let owner = s.owner, let managed = owner.managed else {
             guard s.owner?.relation != .pending, let longestRotation, age > longestRotation else { return nil }
             return s.finding(
@@ -253,7 +230,7 @@ private struct AuditRules {
     }
 
     private func expiring(_ s: Subject) -> AuditFinding? {
-        guard let expiresOn = s.key.expiresOn, !isForeign(s) else { return nil }
+        guard let expiresOn = s.key.expiresOn, !s.isForeign else { return nil }
         let remedy = s.rotatedCurrent.map { "keyrotd rotate \($0.name)" }
         if expiresOn <= now {
             return s.finding(
@@ -289,9 +266,17 @@ private struct AuditRules {
 private struct Subject {
     let key: ListedKey
     let owner: Owner?
+    /// Whose key a keyrotd-made name nobody owns says it is; nil when owned or not keyrotd-made.
+    let claim: ProviderKeyClaim?
 
     /// The name keyrotd gave the key, read; nil for names keyrotd does not give.
     var providerName: ProviderKeyName? { ProviderKeyName(key.name) }
+
+    /// Another keyrotd's key: its own audit judges its age and use, not this one.
+    var isForeign: Bool {
+        if case .foreign? = claim { return true }
+        return false
+    }
 
     /// The managed key a finding belongs to: the owner's, or for a keyrotd-named
     /// key nobody owns, the one its name says it was made for (so the journal
