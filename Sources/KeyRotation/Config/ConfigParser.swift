@@ -591,9 +591,12 @@ extension ManagedKey {
     /// Key names appear in provider key names, journal fields and file names.
     public static func isValidName(_ name: String) -> Bool {
         guard let first = name.unicodeScalars.first, name.unicodeScalars.count <= 64 else { return false }
-        func allowed(_ c: Unicode.Scalar) -> Bool {
-            c.isASCII && (c.properties.isAlphabetic || ("0"..."9").contains(c) || c == "." || c == "_" || c == "-")
-        }
-        return name.unicodeScalars.allSatisfy(allowed) && first != "." && first != "_" && first != "-"
+        return name.unicodeScalars.allSatisfy(isNameCharacter) && first != "." && first != "_" && first != "-"
+    }
+
+    /// ASCII letters, digits, ".", "_" and "-": what names and ids keyrotd logs and
+    /// puts into provider key names are made of.
+    public static func isNameCharacter(_ c: Unicode.Scalar) -> Bool {
+        c.isASCII && (c.properties.isAlphabetic || ("0"..."9").contains(c) || c == "." || c == "_" || c == "-")
     }
 }

@@ -68,10 +68,7 @@ public struct ControlRequest: Codable, Sendable, Equatable {
     /// Provider key ids are UUIDs at Mistral; this admits any id made of the
     /// characters ids are made of, and nothing that could break a log line.
     public static func isPlausibleKeyID(_ id: String) -> Bool {
-        let scalars = id.unicodeScalars
-        return (1...128).contains(scalars.count) && scalars.allSatisfy { c in
-            c.isASCII && (c.properties.isAlphabetic || ("0"..."9").contains(c) || c == "." || c == "_" || c == "-")
-        }
+        (1...128).contains(id.unicodeScalars.count) && id.unicodeScalars.allSatisfy(ManagedKey.isNameCharacter)
     }
 }
 
