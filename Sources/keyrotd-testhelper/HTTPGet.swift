@@ -30,8 +30,6 @@ func httpGet(_ arguments: ArraySlice<String>) -> Never {
     exit(0)
 }
 
-
-
 final class Outcome: Sendable {
     let line = Mutex<String>("")
 }
