@@ -73,6 +73,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The gateway's pure core: its configuration, roles and models, money, request
+        // bodies and usage, the spend ledger and rate limits. No I/O, no clock.
+        .target(
+            name: "GatewayCore",
+            dependencies: ["KeyRotation", .product(name: "TOMLKit", package: "TOMLKit")]
+        ),
         // Test-only helper processes (state-file writer killed by the crash tests).
         .executableTarget(
             name: "keyrotd-testhelper",
@@ -84,6 +90,7 @@ let package = Package(
             dependencies: ["KeyRotation", "KeyRotationAdapters"]
         ),
         .testTarget(name: "KeyRotationTests", dependencies: ["KeyRotation"]),
+        .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore", "KeyRotation"]),
         // Shared by the test targets: scratch directories, the local server process.
         .target(
             name: "TestSupport",
