@@ -14,5 +14,12 @@ int keyrotd_accept_cloexec_nonblocking(int listener);
 // getsockopt(SO_PEERCRED): the peer's pid, uid and gid as they were at connect(2).
 // 0, or -1 with errno set.
 int keyrotd_peer_credentials(int socket, pid_t *pid, uid_t *uid, gid_t *gid);
+// struct ucred's layout under a name Swift can see (for getsockopt(SO_PEERCRED)
+// through SwiftNIO's socket-option API).
+struct keyrotd_ucred {
+    pid_t pid;
+    uid_t uid;
+    gid_t gid;
+};
 
 #endif

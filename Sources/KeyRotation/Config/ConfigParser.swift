@@ -33,6 +33,13 @@ public struct FileCheck: Sendable, Equatable {
     public var path: String
     public var location: ConfigProblem.Location
     public var tomlPath: String
+
+    public init(kind: Kind, path: String, location: ConfigProblem.Location, tomlPath: String) {
+        self.kind = kind
+        self.path = path
+        self.location = location
+        self.tomlPath = tomlPath
+    }
 }
 
 /// Parses and validates keyrotd's TOML configuration. Pure: reads only the text

@@ -1,5 +1,5 @@
 /// One thing wrong with a configuration, and where it is.
-public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
+public struct ConfigProblem: Error, Sendable, Equatable, CustomStringConvertible {
     public enum Location: Sendable, Equatable {
         /// Where the TOML parser stopped, or where a key was found in the text.
         case line(Int, column: Int?)
@@ -69,6 +69,10 @@ public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
 /// The configuration could not be accepted; `problems` holds every error found, not just the first.
 public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
     public var problems: [ConfigProblem]
+
+    public init(problems: [ConfigProblem]) {
+        self.problems = problems
+    }
     public var description: String {
         problems.map(\.description).joined(separator: "\n")
     }

@@ -28,32 +28,11 @@ public enum ConfigLoader {
     static let configurationStake = "whoever can change it can point base_url at themselves and receive the admin key"
 
     public static func load(path: String, environment: [String: String]) -> LoadedConfiguration {
-        func refused(_ message: String) -> LoadedConfiguration {
-            LoadedConfiguration(path: path, configuration: nil, daemon: nil, problems: [ConfigProblem(.file, message)])
-        }
-        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-        var readPath = path
-        do throws(PathTrust.Refusal) {
-            let verified = try PathTrust.verify(absolute)
-            guard verified.isRegularFile else { return refused("the configuration file is not a regular file") }
-            readPath = verified.realPath
-        } catch {
-            // A missing file is reported by the read below, with the system's words.
-            if error.reason != .missing {
-                return refused(error.message(for: "configuration file", path: absolute, stake: configurationStake))
-            }
-        }
         let text: String
-        do {
-            let bytes = try FileIO.readAll(path: readPath, limit: 1 << 20)
-            guard let decoded = String(validating: bytes, as: UTF8.self) else {
-                return LoadedConfiguration(
-                    path: path, configuration: nil, daemon: nil, problems: [ConfigProblem(.file, "is not valid UTF-8")])
-            }
-            text = decoded
-        } catch {
-            return LoadedConfiguration(
-                path: path, configuration: nil, daemon: nil, problems: [ConfigProblem(.file, "cannot read: \(error)")])
+        switch readTrustedText(path: path, stake: configurationStake) {
+        case .success(let read): text = read
+        case .failure(let problem):
+            return LoadedConfiguration(path: path, configuration: nil, daemon: nil, problems: [problem])
         }
         let parsed = ConfigParser.parse(text)
         var problems = parsed.problems
@@ -68,9 +47,38 @@ public enum ConfigLoader {
     }
 }
 
+extension ConfigLoader {
+    /// Reads a configuration file whose whole path only root or our user can change
+    /// (`PathTrust`), as UTF-8 text of at most 1 MiB. `stake` says in a refusal what
+    /// whoever else could change it would gain.
+    public static func readTrustedText(path: String, stake: String) -> Result<String, ConfigProblem> {
+        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        var readPath = path
+        do throws(PathTrust.Refusal) {
+            let verified = try PathTrust.verify(absolute)
+            guard verified.isRegularFile else { return .failure(ConfigProblem(.file, "the configuration file is not a regular file")) }
+            readPath = verified.realPath
+        } catch {
+            // A missing file is reported by the read below, with the system's words.
+            if error.reason != .missing {
+                return .failure(ConfigProblem(.file, error.message(for: "configuration file", path: absolute, stake: stake)))
+            }
+        }
+        do {
+            let bytes = try FileIO.readAll(path: readPath, limit: 1 << 20)
+            guard let decoded = String(validating: bytes, as: UTF8.self) else {
+                return .failure(ConfigProblem(.file, "is not valid UTF-8"))
+            }
+            return .success(decoded)
+        } catch {
+            return .failure(ConfigProblem(.file, "cannot read: \(error)"))
+        }
+    }
+}
+
 /// The file-system half of configuration validation.
-enum FileChecker {
-    static func problem(with check: FileCheck, environment: [String: String]) -> ConfigProblem? {
+public enum FileChecker {
+    public static func problem(with check: FileCheck, environment: [String: String]) -> ConfigProblem? {
         func problem(_ message: String, _ severity: ConfigProblem.Severity = .error) -> ConfigProblem {
             ConfigProblem(check.location, path: check.tomlPath, message, severity: severity)
         }

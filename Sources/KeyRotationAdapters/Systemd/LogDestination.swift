@@ -6,9 +6,12 @@ import Logging
 public enum LogDestination {
     /// A `JournalLogHandler` when `journalIsConnected(environment:)`, else a
     /// `StderrLogHandler`. For `LoggingSystem.bootstrap` in `main`, never in a library.
-    public static func makeHandler(label: String, environment: [String: String]) -> any LogHandler {
+    /// `identifier` is the journal's `SYSLOG_IDENTIFIER=`.
+    public static func makeHandler(
+        label: String, environment: [String: String], identifier: String = "keyrotd"
+    ) -> any LogHandler {
         journalIsConnected(environment: environment)
-            ? JournalLogHandler(label: label) : StderrLogHandler(label: label)
+            ? JournalLogHandler(label: label, identifier: identifier) : StderrLogHandler(label: label)
     }
 
     /// True when this process's stderr is the journal stream systemd set up for it:
