@@ -150,6 +150,19 @@ let package = Package(
             ]
         ),
         .testTarget(name: "EndToEndTests", dependencies: ["KeyRotation", "KeyRotationAdapters", "TestSupport"]),
+        // keyrotd-gateway as a process between real clients and the local server.
+        .testTarget(
+            name: "GatewayTests",
+            dependencies: [
+                "GatewayCore", "KeyRotation", "TestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
