@@ -1523,6 +1523,74 @@ class InferenceFaultTests(InferenceTestCase):
         self.assertGreaterEqual(time.monotonic() - started, 0.3)
 
 
+SDK_CHECK = Path(__file__).resolve().parent.parent.parent / "Tests" / "GatewaySDK" / "sdk_check.py"
+SDK_PYTHON = Path(os.environ.get("KEYROTD_TEST_VENV", "/opt/keyrotd-test-venv")) / "bin" / "python"
+
+
+class SdkCheckTests(InferenceTestCase):
+    """Tests/GatewaySDK/sdk_check.py, the official SDKs' harness, against this server."""
+
+    def sdk_check(self, *args, token=None):
+        self.assertTrue(SDK_PYTHON.exists(), f"{SDK_PYTHON} missing: run scripts/setup")
+        token_file = os.path.join(self.server.dir, "sdk-token")
+        with open(os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write((token or self.key["key"]) + "\n")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SDK_CHECK_")}
+        env.update(SDK_CHECK_BASE_URL=f"http://127.0.0.1:{self.server.port}",
+                   SDK_CHECK_API_KEY_FILE=token_file)
+        result = subprocess.run([str(SDK_PYTHON), str(SDK_CHECK), *args], env=env,
+                                capture_output=True, text=True, timeout=120)
+        self.assertNotIn(token or self.key["key"], result.stdout + result.stderr)
+        return result.returncode, result.stdout.splitlines(), result.stderr
+
+    def test_every_check_passes_with_both_sdks(self):
+        code, lines, err = self.sdk_check("--expect-models", ",".join(sorted(MODEL_IDS)))
+        self.assertEqual(code, 0, "\n".join(lines) + err)
+        self.assertEqual([" ".join(line.split()[:3]) for line in lines[:-1]], [
+            "ok mistralai chat:", "ok mistralai stream:", "ok mistralai embeddings:",
+            "ok mistralai fim:", "ok mistralai models:", "ok openai chat:", "ok openai stream:",
+            "ok openai embeddings:", "skip openai fim:", "ok openai models:"])
+        self.assertEqual(lines[-1], "9 passed, 0 failed, 1 skipped")
+        streamed = [e for e in self.log() if e["stream"]]
+        self.assertEqual([e["stream_end"] for e in streamed], ["done", "done"])
+
+    def test_expectations_fail_and_hold(self):
+        code, lines, _ = self.sdk_check("--checks", "models", "--expect-models", "mistral-small-latest")
+        self.assertEqual(code, 1)
+        self.assertTrue(all(line.startswith("FAIL") for line in lines[:-1]), lines)
+        self.assertEqual(self.sdk_check("--checks", "none", "--expect-forbidden",
+                                        "mistral-large-latest")[0], 1, "no 403 came")
+        message = "model mistral-large-latest is not allowed for role analyst"
+        self.add_fault("/v1/chat/completions", {"status": 403, "body": {
+            "object": "error", "message": message, "type": "model_not_allowed", "param": None,
+            "code": "model_not_allowed"}}, times=4)
+        code, lines, err = self.sdk_check("--checks", "none", "--expect-forbidden",
+                                          "mistral-large-latest", "--role", "analyst")
+        self.assertEqual(code, 0, "\n".join(lines) + err)
+        code, lines, _ = self.sdk_check("--checks", "none", "--expect-forbidden",
+                                        "mistral-large-latest", "--role", "batch")
+        self.assertEqual(code, 1, "the message must name the role")
+        self.add_fault("/v1/chat/completions", {"status": 429, "retry_after": 60, "body": {
+            "object": "error", "message": "monthly budget of role analyst exhausted",
+            "type": "budget_exhausted", "param": None, "code": "budget_exhausted"}}, times=2)
+        code, lines, err = self.sdk_check("--checks", "none", "--expect-budget-exhausted")
+        self.assertEqual(code, 0, "\n".join(lines) + err)
+        self.assertTrue(all("Retry-After 60" in line for line in lines[:-1]), lines)
+        self.add_fault("/v1/chat/completions", {"status": 429}, times=2)
+        self.assertEqual(self.sdk_check("--checks", "none", "--expect-budget-exhausted")[0], 1,
+                         "a 429 that does not say budget")
+
+    def test_a_deleted_key_is_refused(self):
+        self.server.call("DELETE", f"/v1/admin/api-keys/{self.key['key_id']}")
+        code, lines, _ = self.sdk_check("--checks", "chat")
+        self.assertEqual(code, 1)
+        self.assertIn("HTTP 401", lines[0])
+        code, lines, err = self.sdk_check("--expect-unauthorized")
+        self.assertEqual(code, 0, "\n".join(lines) + err)
+        self.assertTrue(all(e["key_deleted"] for e in self.log() if e["path"] != "/v1/admin/api-keys"
+                            and not e["path"].startswith("/v1/admin/")))
+
+
 class ProcessTests(unittest.TestCase):
 
     def test_requests_per_minute_flag_and_reset(self):
