@@ -624,6 +624,21 @@ class HttpTests(ServerTestCase):
                 self.assertEqual(out, {"detail": "Method Not Allowed"})
                 self.assertTrue(resp.getheader("Allow"))
 
+    def test_keep_alive_answers_are_not_held_back(self):
+        # Headers and body are separate writes; with Nagle's algorithm on the server
+        # socket, a keep-alive client's delayed ACK held each answer ~40 ms.
+        key = self.create()
+        conn = self.server.connect()
+        try:
+            started = time.monotonic()
+            for _ in range(20):
+                status, _, _ = self.server.raw("GET", "/v1/models", token=key["key"], conn=conn)
+                self.assertEqual(status, 200)
+            per_request = (time.monotonic() - started) / 20
+        finally:
+            conn.close()
+        self.assertLess(per_request, 0.02)
+
     def test_keep_alive(self):
         conn = self.server.connect()
         try:
