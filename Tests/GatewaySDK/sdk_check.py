@@ -121,7 +121,8 @@ class MistralSDK:
         self.client = Mistral(api_key=secret, server_url=base_url, timeout_ms=int(timeout * 1000))
 
     def refusal(self, error):
-        if not isinstance(error, self.error_type):
+        # A 2xx that fails the SDK's response validation is no refusal.
+        if not isinstance(error, self.error_type) or error.status_code < 400:
             return None
         try:
             body = json.loads(error.body)
@@ -204,7 +205,7 @@ class Runner:
         self.skipped = 0
 
     def say(self, line):
-        print(line.replace(self.secret, REDACTED), flush=True)
+        print(" ".join(line.replace(self.secret, REDACTED).split()), flush=True)
 
     def run(self, sdk, name, action):
         started = time.monotonic()
