@@ -1422,8 +1422,8 @@ class InferencePacingTests(InferenceTestCase):
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft < 4096 <= hard:
             resource.setrlimit(resource.RLIMIT_NOFILE, (4096, hard))
-        # Each stream takes about a second, so all thousand are open at once.
-        self.options(completion_tokens=4, tokens_per_second=4)
+        # Each stream takes 3 s (4 tokens, one a second after the first).
+        self.options(completion_tokens=4, tokens_per_second=1)
         count = 1000
         results = [None] * count
         barrier = threading.Barrier(count + 1)
@@ -1453,6 +1453,10 @@ class InferencePacingTests(InferenceTestCase):
         self.assertLess(elapsed, 60, "the streams ran side by side")
         done = [e for e in self.log() if e["stream_end"] == "done"]
         self.assertEqual(len(done), count)
+        arrivals = sorted(dt.datetime.fromisoformat(e["time"].replace("Z", "+00:00"))
+                          for e in done)
+        self.assertLess((arrivals[-1] - arrivals[0]).total_seconds(), 3,
+                        "the last stream began before the first ended: all were open at once")
 
 
 class InferenceFaultTests(InferenceTestCase):
