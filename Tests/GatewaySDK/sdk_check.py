@@ -12,8 +12,9 @@ prints has it replaced by [REDACTED].
 
 Checks (--checks, default all): chat (a chat completion and its usage), stream (a
 streamed chat completion: content, usage in the last chunk), embeddings, fim (mistralai
-only; the openai SDK has no FIM), models (models.list(): non-empty, or exactly the
---expect-models set). Expectations for a gateway, each an extra check:
+only; the openai SDK has no FIM), moderations (mistralai only: the openai SDK's are
+OpenAI's shape), models (models.list(): non-empty, or exactly the --expect-models
+set). Expectations for a gateway, each an extra check:
   --expect-models a,b        models.list() returns exactly these ids (both SDKs)
   --expect-forbidden MODEL   a chat completion with MODEL is refused 403, in Mistral's
                              error shape; with --role ROLE its message names the role
@@ -32,7 +33,7 @@ import sys
 import time
 
 SDKS = ("mistralai", "openai")
-CHECKS = ("chat", "stream", "embeddings", "fim", "models")
+CHECKS = ("chat", "stream", "embeddings", "fim", "moderations", "models")
 REDACTED = "[REDACTED]"
 
 
@@ -148,6 +149,12 @@ class MistralSDK:
         return completion_detail(self.client.fim.complete(
             model=model, prompt=prompt, suffix=suffix, max_tokens=max_tokens), "fim")
 
+    def moderations(self, model, texts):
+        out = self.client.classifiers.moderate(model=model, inputs=texts)
+        require(len(out.results) == len(texts), f"{len(out.results)} results for {len(texts)} inputs")
+        require(all(r.category_scores for r in out.results), "a result without scores")
+        return f"{len(texts)} results"
+
     def models(self):
         return {m.id for m in self.client.models.list().data}
 
@@ -190,6 +197,7 @@ class OpenAISDK:
                                  len(texts))
 
     fim = None  # the openai SDK has no FIM endpoint
+    moderations = None  # the openai SDK reads OpenAI's moderation shape, not Mistral's
 
     def models(self):
         return {m.id for m in self.client.models.list().data}
@@ -261,6 +269,7 @@ def main(argv=None):
     parser.add_argument("--chat-model", default="mistral-small-latest")
     parser.add_argument("--fim-model", default="codestral-latest")
     parser.add_argument("--embed-model", default="mistral-embed")
+    parser.add_argument("--moderation-model", default="mistral-moderation-latest")
     parser.add_argument("--max-tokens", type=int, default=8)
     parser.add_argument("--timeout", type=float, default=60, help="seconds per request")
     parser.add_argument("--expect-models", metavar="A,B",
@@ -300,6 +309,8 @@ def main(argv=None):
             "fim": None if sdk.fim is None else (
                 lambda: sdk.fim(args.fim_model, "def add(a, b):", "    return a + b",
                                 args.max_tokens)),
+            "moderations": None if sdk.moderations is None else (
+                lambda: sdk.moderations(args.moderation_model, ["first text", "second"])),
         }
 
         def models():
