@@ -36,7 +36,9 @@ API_KEY_EXTENDED_OUT = API_KEY_OUT + ["workspace_id", "workspace_name", "created
 USAGE_OUT = ["completion", "ocr", "connectors", "libraries_api", "fine_tuning", "audio",
              "audio_characters", "vibe_usage", "vibe_code", "chat", "date", "previous_month",
              "next_month", "start_date", "end_date", "currency", "currency_symbol", "prices"]
-LOG_ENTRY = {"seq", "time", "method", "path", "query", "status", "auth", "key_id", "fault"}
+LOG_ENTRY = {"seq", "time", "method", "path", "query", "status", "auth", "key_id", "fault",
+             "key_deleted", "model", "stream", "prompt_tokens", "completion_tokens", "chunks",
+             "stream_end"}
 CONNECTION_LOST = (http.client.RemoteDisconnected, http.client.BadStatusLine, ConnectionError)
 
 
@@ -622,6 +624,21 @@ class HttpTests(ServerTestCase):
                 self.assertEqual(out, {"detail": "Method Not Allowed"})
                 self.assertTrue(resp.getheader("Allow"))
 
+    def test_keep_alive_answers_are_not_held_back(self):
+        # Headers and body are separate writes; with Nagle's algorithm on the server
+        # socket, a keep-alive client's delayed ACK held each answer ~40 ms.
+        key = self.create()
+        conn = self.server.connect()
+        try:
+            started = time.monotonic()
+            for _ in range(20):
+                status, _, _ = self.server.raw("GET", "/v1/models", token=key["key"], conn=conn)
+                self.assertEqual(status, 200)
+            per_request = (time.monotonic() - started) / 20
+        finally:
+            conn.close()
+        self.assertLess(per_request, 0.02)
+
     def test_keep_alive(self):
         conn = self.server.connect()
         try:
@@ -908,7 +925,9 @@ class ControlAndLogTests(ServerTestCase):
         self.server.control("POST", "reset")
         self.assertEqual(self.server.control("GET", "options")[1],
                          {"created_at_format": "micro", "last_used_format": "date",
-                          "secret_prefix": None, "requests_per_minute": None})
+                          "secret_prefix": None, "requests_per_minute": None,
+                          "completion_tokens": 16, "tokens_per_second": None,
+                          "time_to_first_token": 0})
 
     def test_secret_prefix_marks_every_issued_secret(self):
         sentinel = "SENTINEL-" + secrets.token_hex(8)
@@ -1024,6 +1043,572 @@ class RateLimitTests(ServerTestCase):
         for value in (0, -5, 1.5, "60", True):
             with self.subTest(value=value):
                 self.assertEqual(self.server.control("POST", "options", {"requests_per_minute": value})[0], 400)
+
+
+INFERENCE_PATHS = {
+    "/v1/chat/completions": {"model": "mistral-small-latest",
+                             "messages": [{"role": "user", "content": "tell me a story"}]},
+    "/v1/fim/completions": {"model": "codestral-latest", "prompt": "def add(a, b):",
+                            "suffix": "return a + b"},
+    "/v1/embeddings": {"model": "mistral-embed", "input": ["one two", "three"]},
+    "/v1/moderations": {"model": "mistral-moderation-latest", "input": ["is this fine", "ok"]},
+    "/v1/chat/moderations": {"model": "mistral-moderation-latest",
+                             "input": [{"role": "user", "content": "is this fine"}]},
+    "/v1/classifications": {"model": "mistral-moderation-latest", "input": "classify me"},
+    "/v1/chat/classifications": {"model": "mistral-moderation-latest",
+                                 "input": [[{"role": "user", "content": "a"}],
+                                           [{"role": "user", "content": "b c"}]]},
+}
+MODEL_IDS = {"mistral-large-latest", "mistral-small-latest", "codestral-latest", "mistral-embed",
+             "mistral-moderation-latest", "open-mistral-nemo"}
+BASE_MODEL_CARD = {"id", "object", "created", "owned_by", "capabilities", "name", "description",
+                   "max_context_length", "aliases", "deprecation",
+                   "deprecation_replacement_model", "default_model_temperature", "internal",
+                   "type"}
+USAGE = {"prompt_tokens", "completion_tokens", "total_tokens", "prompt_audio_seconds"}
+UNAUTHORIZED = {"detail": "Unauthorized"}
+
+
+class Stream:
+    """A streamed answer read event by event: status, headers, the parsed chunks, whether
+    "data: [DONE]" came, how it ended, and when each chunk arrived."""
+
+    def __init__(self, server, path, body, token, timeout=10):
+        self.conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
+        data = json.dumps(body).encode()
+        self.started = time.monotonic()
+        self.conn.request("POST", path, body=data, headers={
+            "Authorization": f"Bearer {token}", "Content-Type": "application/json",
+            "Accept": "text/event-stream"})
+        self.resp = self.conn.getresponse()
+        self.headers_at = time.monotonic()
+        self.status = self.resp.status
+        self.chunks, self.arrivals, self.done, self.error = [], [], False, None
+        self.body_length = len(data)
+
+    def read_all(self, limit=None):
+        """Reads events until [DONE], the end, an error, or `limit` chunks."""
+        try:
+            while limit is None or len(self.chunks) < limit:
+                line = self.resp.readline()
+                if not line:  # http.client ends an unterminated chunked body quietly
+                    self.error = EOFError("the stream ended before data: [DONE]")
+                    break
+                line = line.rstrip(b"\n")
+                if not line:
+                    continue
+                self.assert_data(line)
+                payload = line[len(b"data: "):]
+                if payload == b"[DONE]":
+                    self.done = True
+                    self.assert_end()
+                    break
+                self.chunks.append(json.loads(payload))
+                self.arrivals.append(time.monotonic())
+        except (http.client.IncompleteRead, ConnectionError) as e:
+            self.error = e
+        return self
+
+    @staticmethod
+    def assert_data(line):
+        assert line.startswith(b"data: "), line
+
+    def assert_end(self):
+        assert self.resp.read().strip() == b"", "nothing after [DONE]"
+
+    def content(self):
+        return "".join(c["choices"][0]["delta"].get("content") or "" for c in self.chunks)
+
+    def close(self):
+        self.conn.close()
+
+
+class InferenceTestCase(ServerTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.key = self.create()
+
+    def infer(self, path, body, token=None, **kw):
+        token = self.key["key"] if token is None else token
+        return self.server.call("POST", path, body, token=token, **kw)
+
+    def stream(self, body, path="/v1/chat/completions", token=None, **kw):
+        stream = Stream(self.server, path, {**body, "stream": True},
+                        self.key["key"] if token is None else token, **kw)
+        self.addCleanup(stream.close)
+        return stream
+
+    def chat(self, text="tell me a story", **extra):
+        return {"model": "mistral-small-latest",
+                "messages": [{"role": "system", "content": "be brief"},
+                             {"role": "user", "content": text}], **extra}
+
+    def options(self, **values):
+        status, out = self.server.control("POST", "options", values)
+        self.assertEqual(status, 200, out)
+
+    def wait_for_log(self, predicate, timeout=5):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [e for e in self.log() if predicate(e)]
+            if found:
+                return found
+            time.sleep(0.02)
+        self.fail("no such log entry")
+
+
+class InferenceTests(InferenceTestCase):
+
+    def test_chat_completion_is_shaped_like_mistral_and_deterministic(self):
+        body = self.chat("the quick brown fox", max_tokens=6)
+        status, out, resp = self.infer("/v1/chat/completions", body)
+        self.assertEqual(status, 200, out)
+        self.assertTrue({"id", "object", "model", "usage", "created", "choices"} <= set(out))
+        self.assertEqual((out["object"], out["model"]), ("chat.completion", "mistral-small-latest"))
+        self.assertIsInstance(out["created"], int)
+        choice = out["choices"][0]
+        self.assertEqual((choice["index"], choice["finish_reason"]), (0, "length"))
+        self.assertEqual(choice["message"]["role"], "assistant")
+        self.assertEqual(choice["message"]["content"], "the quick brown fox the quick",
+                         "the last user message's words, one per token")
+        usage = out["usage"]
+        self.assertEqual(set(usage), USAGE)
+        self.assertEqual((usage["prompt_tokens"], usage["completion_tokens"]), (6, 6))
+        self.assertEqual(usage["total_tokens"], 12)
+        self.assertLessEqual(usage["prompt_tokens"], len(json.dumps(body).encode()))
+        again = self.infer("/v1/chat/completions", body)[1]
+        self.assertEqual(again["choices"], out["choices"])
+        self.assertNotEqual(again["id"], out["id"])
+        default = self.infer("/v1/chat/completions", self.chat("x"))[1]
+        self.assertEqual(default["usage"]["completion_tokens"], 16)
+        self.assertEqual(default["choices"][0]["finish_reason"], "stop")
+
+    def test_prompt_tokens_never_exceed_the_body_length(self):
+        for text in ("a " * 500, "\u00e9 " * 50, "x", "  ", "one\ttwo\nthree"):
+            for path, body in (("/v1/chat/completions", self.chat(text)),
+                               ("/v1/fim/completions", {"model": "codestral-latest",
+                                                        "prompt": text}),
+                               ("/v1/embeddings", {"model": "mistral-embed", "input": text})):
+                with self.subTest(path=path, text=text[:10]):
+                    raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+                    status, resp, data = self.server.raw("POST", path, raw, token=self.key["key"])
+                    self.assertEqual(status, 200, data)
+                    tokens = json.loads(data)["usage"]["prompt_tokens"]
+                    self.assertGreaterEqual(tokens, 1)
+                    self.assertLessEqual(tokens, len(raw))
+
+    def test_streamed_chat_sends_one_chunk_per_token_usage_last_then_done(self):
+        body = self.chat("alpha beta", max_tokens=5)
+        stream = self.stream(body).read_all()
+        self.assertEqual(stream.status, 200)
+        self.assertEqual(stream.resp.getheader("Content-Type"), "text/event-stream")
+        self.assertEqual(stream.resp.getheader("Transfer-Encoding"), "chunked")
+        self.assertTrue(stream.done, stream.error)
+        self.assertEqual(len(stream.chunks), 5)
+        ids = {c["id"] for c in stream.chunks}
+        self.assertEqual(len(ids), 1)
+        for chunk in stream.chunks:
+            self.assertEqual(chunk["object"], "chat.completion.chunk")
+            self.assertEqual(chunk["model"], "mistral-small-latest")
+            self.assertEqual(chunk["choices"][0]["index"], 0)
+        self.assertEqual(stream.chunks[0]["choices"][0]["delta"]["role"], "assistant")
+        self.assertEqual([c["choices"][0]["finish_reason"] for c in stream.chunks],
+                         [None] * 4 + ["length"])
+        self.assertEqual(["usage" in c for c in stream.chunks], [False] * 4 + [True])
+        self.assertEqual(stream.chunks[-1]["usage"],
+                         {"prompt_tokens": 4, "completion_tokens": 5, "total_tokens": 9,
+                          "prompt_audio_seconds": None})
+        plain = self.infer("/v1/chat/completions", body)[1]
+        self.assertEqual(stream.content(), plain["choices"][0]["message"]["content"])
+        # The connection stays usable after the stream (keep-alive).
+        stream.conn.request("GET", "/v1/models", headers={"Authorization": f"Bearer {self.key['key']}"})
+        again = stream.conn.getresponse()
+        self.assertEqual(again.status, 200)
+        again.read()
+        zero = self.stream(self.chat(max_tokens=0)).read_all()
+        self.assertTrue(zero.done)
+        self.assertEqual(len(zero.chunks), 1, "no token: one chunk still carries the usage")
+        self.assertEqual(zero.chunks[0]["usage"]["completion_tokens"], 0)
+
+    def test_fim_streams_and_answers(self):
+        body = {"model": "codestral-latest", "prompt": "def add(a, b):", "suffix": "return",
+                "max_tokens": 3}
+        status, out, _ = self.infer("/v1/fim/completions", body)
+        self.assertEqual(status, 200, out)
+        self.assertEqual(out["object"], "chat.completion")
+        self.assertEqual(out["choices"][0]["message"]["content"], "def add(a, b):")
+        self.assertEqual(out["usage"]["prompt_tokens"], 4)
+        stream = self.stream(body, path="/v1/fim/completions").read_all()
+        self.assertTrue(stream.done)
+        self.assertEqual(stream.content(), "def add(a, b):")
+        self.assertEqual(stream.chunks[-1]["usage"]["completion_tokens"], 3)
+
+    def test_embeddings_classifiers_and_their_usage(self):
+        status, out, _ = self.infer("/v1/embeddings", INFERENCE_PATHS["/v1/embeddings"])
+        self.assertEqual(status, 200, out)
+        self.assertEqual((out["object"], out["model"]), ("list", "mistral-embed"))
+        self.assertEqual([d["index"] for d in out["data"]], [0, 1])
+        self.assertEqual({len(d["embedding"]) for d in out["data"]}, {1024})
+        self.assertEqual(out["usage"]["prompt_tokens"], 3)
+        self.assertEqual(out["usage"]["completion_tokens"], 0)
+        small = self.infer("/v1/embeddings", {"model": "mistral-embed", "input": "one two",
+                                              "output_dimension": 8})[1]
+        self.assertEqual(small["data"][0]["embedding"], out["data"][0]["embedding"][:8],
+                         "deterministic per text")
+        encoded = self.infer("/v1/embeddings", {"model": "mistral-embed", "input": "one two",
+                                                "output_dimension": 8,
+                                                "encoding_format": "base64"})[1]
+        import base64
+        import struct
+        floats = struct.unpack("<8f", base64.b64decode(encoded["data"][0]["embedding"]))
+        for a, b in zip(floats, small["data"][0]["embedding"]):
+            self.assertAlmostEqual(a, b, places=5)
+        for path in ("/v1/moderations", "/v1/chat/moderations"):
+            with self.subTest(path=path):
+                status, out, _ = self.infer(path, INFERENCE_PATHS[path])
+                self.assertEqual(status, 200, out)
+                self.assertEqual(set(out), {"id", "model", "results", "usage"})
+                for result in out["results"]:
+                    self.assertEqual(set(result), {"categories", "category_scores"})
+                    self.assertIn("selfharm", result["categories"])
+        self.assertEqual(len(self.infer("/v1/moderations",
+                                        INFERENCE_PATHS["/v1/moderations"])[1]["results"]), 2)
+        for path, count in (("/v1/classifications", 1), ("/v1/chat/classifications", 2)):
+            with self.subTest(path=path):
+                status, out, _ = self.infer(path, INFERENCE_PATHS[path])
+                self.assertEqual(status, 200, out)
+                self.assertEqual(len(out["results"]), count)
+                for result in out["results"]:
+                    for target in result.values():
+                        self.assertEqual(set(target), {"scores"})
+
+    def test_models_list_and_retrieve(self):
+        status, out, _ = self.server.call("GET", "/v1/models", token=self.key["key"])
+        self.assertEqual(status, 200)
+        self.assertEqual({c["id"] for c in out["data"]}, MODEL_IDS)
+        for card in out["data"]:
+            self.assertEqual(set(card), BASE_MODEL_CARD)
+            self.assertEqual((card["object"], card["type"]), ("model", "base"))
+        status, card, _ = self.server.call("GET", "/v1/models/codestral-latest",
+                                           token=self.key["key"])
+        self.assertEqual(status, 200)
+        self.assertEqual(card["id"], "codestral-latest")
+        self.assertTrue(card["capabilities"]["completion_fim"])
+        self.assertEqual(self.server.call("GET", "/v1/models/codestral-2501",
+                                          token=self.key["key"])[1]["id"], "codestral-latest")
+        status, out, _ = self.server.call("GET", "/v1/models/no-such-model", token=self.key["key"])
+        self.assertEqual(status, 404)
+        self.assertEqual(out["object"], "error")
+
+    def test_bad_requests(self):
+        cases = [
+            ("/v1/chat/completions", {"messages": []}, 422, [("body", "model")]),
+            ("/v1/chat/completions", self.chat(stream_options={"include_usage": True}), 422,
+             [("body", "stream_options")]),
+            ("/v1/chat/completions", self.chat(max_tokens=-1), 422, [("body", "max_tokens")]),
+            ("/v1/chat/completions", {"model": "mistral-small-latest", "messages": "hi"}, 422,
+             [("body", "messages")]),
+            ("/v1/fim/completions", {"model": "codestral-latest"}, 422, [("body", "prompt")]),
+            ("/v1/embeddings", {"model": "mistral-embed", "input": 3}, 422, [("body", "input")]),
+        ]
+        for path, body, code, locs in cases:
+            with self.subTest(path=path, body=body):
+                status, out, _ = self.infer(path, body)
+                self.assertEqual(status, code, out)
+                self.assert_validation(out, *locs)
+        for path, body in (("/v1/chat/completions", self.chat(model="no-such-model")),
+                           ("/v1/fim/completions", {"model": "mistral-small-latest",
+                                                    "prompt": "x"}),
+                           ("/v1/embeddings", {"model": "mistral-small-latest", "input": "x"}),
+                           ("/v1/moderations", {"model": "mistral-embed", "input": "x"})):
+            with self.subTest(path=path, model=body["model"]):
+                status, out, _ = self.infer(path, body)
+                self.assertEqual(status, 400)
+                self.assertEqual(out, {"object": "error", "message": f"Invalid model: {body['model']}",
+                                       "type": "invalid_model", "param": None, "code": "1500"})
+        status, _, data = self.server.raw("POST", "/v1/chat/completions", b"{not json",
+                                          token=self.key["key"])
+        self.assertEqual(status, 422)
+        status, out, _ = self.server.call("GET", "/v1/chat/completions", token=self.key["key"])
+        self.assertEqual(status, 405)
+
+    def test_only_live_issued_keys_are_accepted(self):
+        deleted = self.create(name="deleted")
+        self.assertEqual(self.server.call("DELETE", f"/v1/admin/api-keys/{deleted['key_id']}")[0], 200)
+        seeded = self.server.control("POST", "keys", {"name": "seeded"})[1]
+        tokens = {"deleted": deleted["key"], "unknown": "x" * 32, "admin": self.server.admin_key,
+                  "empty": ""}
+        for path, body in INFERENCE_PATHS.items():
+            for label, token in tokens.items():
+                with self.subTest(path=path, token=label):
+                    status, out, resp = self.infer(path, body, token=token)
+                    self.assertEqual(status, 401)
+                    self.assertEqual(out, UNAUTHORIZED)
+                    self.assertEqual(resp.getheader("WWW-Authenticate"), "Bearer")
+            with self.subTest(path=path, token="seeded"):
+                self.assertEqual(self.infer(path, body, token=seeded["key"])[0], 200)
+        refused = [e for e in self.log() if e["status"] == 401]
+        by_deleted = [e for e in refused if e["auth"] == f"key:{deleted['key_id']}"]
+        self.assertEqual(len(by_deleted), len(INFERENCE_PATHS))
+        self.assertTrue(all(e["key_deleted"] is True and e["key_id"] == deleted["key_id"]
+                            for e in by_deleted))
+        others = [e for e in refused if e not in by_deleted]
+        self.assertTrue(all(e["key_deleted"] is None and e["key_id"] is None for e in others))
+        served = [e for e in self.log() if e["status"] == 200 and e["path"] in INFERENCE_PATHS]
+        self.assertTrue(all(e["key_id"] == seeded["key_id"] and e["key_deleted"] is False
+                            for e in served))
+        text = json.dumps(self.log()) + Path(self.server.log_path).read_text()
+        for secret in (deleted["key"], seeded["key"], self.key["key"], self.server.admin_key):
+            self.assertNotIn(secret, text)
+
+    def test_the_log_records_each_inference_request(self):
+        self.infer("/v1/chat/completions", self.chat("a b c", max_tokens=2))
+        self.stream(self.chat("a b c", max_tokens=3)).read_all()
+        self.infer("/v1/embeddings", {"model": "mistral-embed", "input": "a b"})
+        self.infer("/v1/chat/completions", self.chat(model="nope"))
+        log = self.log()
+        for e in log:
+            self.assertEqual(set(e), LOG_ENTRY)
+        rows = [(e["path"], e["status"], e["model"], e["stream"], e["prompt_tokens"],
+                 e["completion_tokens"], e["chunks"], e["stream_end"], e["key_id"],
+                 e["key_deleted"]) for e in log[1:]]
+        key = self.key["key_id"]
+        self.assertEqual(rows, [
+            ("/v1/chat/completions", 200, "mistral-small-latest", False, 5, 2, None, None, key, False),
+            ("/v1/chat/completions", 200, "mistral-small-latest", True, 5, 3, 3, "done", key, False),
+            ("/v1/embeddings", 200, "mistral-embed", False, 2, 0, None, None, key, False),
+            ("/v1/chat/completions", 400, "nope", False, None, None, None, None, key, False),
+        ])
+        self.assertIsNone(log[0]["model"], "admin requests carry no inference facts")
+
+
+class InferencePacingTests(InferenceTestCase):
+
+    def test_token_rate_and_time_to_first_token(self):
+        self.options(completion_tokens=5, tokens_per_second=20, time_to_first_token=0.3)
+        stream = self.stream(self.chat()).read_all()
+        self.assertTrue(stream.done)
+        self.assertEqual(len(stream.chunks), 5)
+        self.assertLess(stream.headers_at - stream.started, 0.25, "headers come at once")
+        self.assertGreaterEqual(stream.arrivals[0] - stream.started, 0.3)
+        self.assertGreaterEqual(stream.arrivals[-1] - stream.arrivals[0], 4 / 20 - 0.01)
+        started = time.monotonic()
+        status, out, _ = self.infer("/v1/chat/completions", self.chat())
+        self.assertEqual(out["usage"]["completion_tokens"], 5)
+        self.assertGreaterEqual(time.monotonic() - started, 0.3 + 4 / 20 - 0.01,
+                                "a non-streamed answer takes as long as the stream")
+        self.options(tokens_per_second=None, time_to_first_token=0)
+        started = time.monotonic()
+        self.stream(self.chat()).read_all()
+        self.assertLess(time.monotonic() - started, 0.25)
+        for bad in ({"tokens_per_second": 0}, {"completion_tokens": -1},
+                    {"time_to_first_token": "1"}):
+            with self.subTest(bad=bad):
+                self.assertEqual(self.server.control("POST", "options", bad)[0], 400)
+
+    def test_a_client_leaving_mid_stream_is_logged(self):
+        self.options(completion_tokens=50, tokens_per_second=20)
+        stream = self.stream(self.chat()).read_all(limit=2)
+        self.assertEqual(len(stream.chunks), 2)
+        stream.conn.sock.shutdown(socket.SHUT_RDWR)
+        stream.close()
+        entry = self.wait_for_log(lambda e: e["stream_end"] is not None)[0]
+        self.assertEqual((entry["status"], entry["stream_end"]), (200, "client_closed"))
+        self.assertLess(entry["chunks"], 50)
+
+    def test_a_thousand_concurrent_streams(self):
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < 4096 <= hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (4096, hard))
+        # Each stream takes 3 s (4 tokens, one a second after the first).
+        self.options(completion_tokens=4, tokens_per_second=1)
+        count = 1000
+        results = [None] * count
+        barrier = threading.Barrier(count + 1)
+
+        def run(i):
+            try:
+                barrier.wait(timeout=60)
+                stream = Stream(self.server, "/v1/chat/completions",
+                                {**self.chat(f"client {i}"), "stream": True}, self.key["key"],
+                                timeout=60).read_all()
+                results[i] = (stream.status, stream.done, stream.content())
+                stream.close()
+            except Exception as e:  # noqa: BLE001
+                results[i] = e
+
+        threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(count)]
+        for t in threads:
+            t.start()
+        started = time.monotonic()
+        barrier.wait(timeout=60)
+        for t in threads:
+            t.join(120)
+        elapsed = time.monotonic() - started
+        failures = [r for r in results if not (isinstance(r, tuple) and r[:2] == (200, True))]
+        self.assertEqual(failures[:3], [], f"{len(failures)} of {count} failed")
+        self.assertEqual(results[7][2], "client 7 client 7")
+        self.assertLess(elapsed, 60, "the streams ran side by side")
+        done = [e for e in self.log() if e["stream_end"] == "done"]
+        self.assertEqual(len(done), count)
+        arrivals = sorted(dt.datetime.fromisoformat(e["time"].replace("Z", "+00:00"))
+                          for e in done)
+        self.assertLess((arrivals[-1] - arrivals[0]).total_seconds(), 3,
+                        "the last stream began before the first ended: all were open at once")
+
+
+class InferenceFaultTests(InferenceTestCase):
+
+    def test_status_faults_on_inference_paths(self):
+        for code in (401, 429, 500, 503):
+            with self.subTest(code=code):
+                self.add_fault("/v1/chat/completions", {"status": code}, times=2)
+                statuses = [self.infer("/v1/chat/completions", self.chat())[0] for _ in range(3)]
+                self.assertEqual(statuses, [code, code, 200])
+        self.add_fault("/v1/*", {"status": 429, "retry_after": 2})
+        status, out, resp = self.infer("/v1/embeddings", INFERENCE_PATHS["/v1/embeddings"])
+        self.assertEqual((status, resp.getheader("Retry-After")), (429, "2"))
+        stream = self.stream(self.chat())
+        self.add_fault("/v1/chat/completions", {"status": 500})
+        faulted = self.stream(self.chat())
+        self.assertEqual(faulted.status, 500)
+        self.assertEqual(stream.status, 200)
+        entries = [e for e in self.log() if e["fault"]]
+        self.assertTrue(all(e["key_id"] == self.key["key_id"] for e in entries),
+                        "faulted inference requests still name the key used")
+        self.assertEqual(entries[-1]["stream"], True)
+        self.assertEqual(entries[-1]["model"], "mistral-small-latest")
+
+    def test_drop_after_chunks(self):
+        self.add_fault("/v1/chat/completions", {"drop_after_chunks": 2})
+        stream = self.stream(self.chat(max_tokens=6)).read_all()
+        self.assertEqual(stream.status, 200)
+        self.assertEqual(len(stream.chunks), 2)
+        self.assertFalse(stream.done)
+        self.assertIsInstance(stream.error, EOFError)
+        self.add_fault("/v1/chat/completions", {"drop_after_chunks": 1})
+        dropped = self.raw_stream(self.chat())
+        self.assertTrue(dropped.endswith(b"\n\n\r\n"), dropped[-20:])
+        self.assertEqual(dropped.count(b"data: "), 1)
+        whole = self.raw_stream(self.chat())
+        self.assertTrue(whole.endswith(b"data: [DONE]\n\n\r\n0\r\n\r\n"), whole[-40:])
+        self.add_fault("/v1/chat/completions", {"drop_after_chunks": 0})
+        stream = self.stream(self.chat()).read_all()
+        self.assertEqual((stream.status, stream.chunks, stream.done), (200, [], False))
+        self.add_fault("/v1/chat/completions", {"drop_after_chunks": 1})
+        with self.assertRaises(CONNECTION_LOST):
+            self.infer("/v1/chat/completions", self.chat())
+        entries = [e for e in self.log() if e["fault"]]
+        self.assertEqual([(e["chunks"], e["stream_end"]) for e in entries],
+                         [(2, "dropped"), (1, "dropped"), (0, "dropped"), (None, None)])
+        self.assertEqual(self.stream(self.chat(max_tokens=2)).read_all().done, True)
+        self.assertEqual(self.server.control("POST", "faults", {
+            "path": "/x", "fault": {"drop_after_chunks": -1}})[0], 400)
+
+    def raw_stream(self, body):
+        """Every byte of a streamed answer, read off the socket until the server closes it
+        or sends the last chunk (the chunked framing is not undone)."""
+        data = json.dumps({**body, "stream": True}).encode()
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=10) as sock:
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                         b"Authorization: Bearer " + self.key["key"].encode() + b"\r\n"
+                         b"Content-Length: " + str(len(data)).encode() + b"\r\n\r\n" + data)
+            received = b""
+            while not received.endswith(b"\r\n0\r\n\r\n"):
+                part = sock.recv(65536)
+                if not part:
+                    break
+                received += part
+        return received
+
+    def test_hang_then_close_and_delay(self):
+        self.add_fault("/v1/chat/completions", {"delay": 0.5, "drop": True})
+        started = time.monotonic()
+        with self.assertRaises(CONNECTION_LOST):
+            self.infer("/v1/chat/completions", self.chat())
+        self.assertGreaterEqual(time.monotonic() - started, 0.5)
+        self.add_fault("/v1/chat/completions", {"delay": 3})
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=0.5)
+        conn.request("POST", "/v1/chat/completions", body=json.dumps(self.chat()),
+                     headers={"Authorization": f"Bearer {self.key['key']}"})
+        with self.assertRaises(socket.timeout):
+            conn.getresponse()
+        conn.close()
+        started = time.monotonic()
+        self.add_fault("/v1/embeddings", {"delay": 0.3})
+        self.assertEqual(self.infer("/v1/embeddings", INFERENCE_PATHS["/v1/embeddings"])[0], 200)
+        self.assertGreaterEqual(time.monotonic() - started, 0.3)
+
+
+SDK_CHECK = Path(__file__).resolve().parent.parent.parent / "Tests" / "GatewaySDK" / "sdk_check.py"
+SDK_PYTHON = Path(os.environ.get("KEYROTD_TEST_VENV", "/opt/keyrotd-test-venv")) / "bin" / "python"
+
+
+class SdkCheckTests(InferenceTestCase):
+    """Tests/GatewaySDK/sdk_check.py, the official SDKs' harness, against this server."""
+
+    def sdk_check(self, *args, token=None):
+        self.assertTrue(SDK_PYTHON.exists(), f"{SDK_PYTHON} missing: run scripts/setup")
+        token_file = os.path.join(self.server.dir, "sdk-token")
+        with open(os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write((token or self.key["key"]) + "\n")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SDK_CHECK_")}
+        env.update(SDK_CHECK_BASE_URL=f"http://127.0.0.1:{self.server.port}",
+                   SDK_CHECK_API_KEY_FILE=token_file)
+        result = subprocess.run([str(SDK_PYTHON), str(SDK_CHECK), *args], env=env,
+                                capture_output=True, text=True, timeout=120)
+        self.assertNotIn(token or self.key["key"], result.stdout + result.stderr)
+        return result.returncode, result.stdout.splitlines(), result.stderr
+
+    def test_every_check_passes_with_both_sdks(self):
+        code, lines, err = self.sdk_check("--expect-models", ",".join(sorted(MODEL_IDS)))
+        self.assertEqual(code, 0, "\n".join(lines) + err)
+        self.assertEqual([" ".join(line.split()[:3]) for line in lines[:-1]], [
+            "ok mistralai chat:", "ok mistralai stream:", "ok mistralai embeddings:",
+            "ok mistralai fim:", "ok mistralai moderations:", "ok mistralai models:",
+            "ok openai chat:", "ok openai stream:", "ok openai embeddings:", "skip openai fim:",
+            "skip openai moderations:", "ok openai models:"])
+        self.assertEqual(lines[-1], "10 passed, 0 failed, 2 skipped")
+        streamed = [e for e in self.log() if e["stream"]]
+        self.assertEqual([e["stream_end"] for e in streamed], ["done", "done"])
+
+    def test_expectations_fail_and_hold(self):
+        code, lines, _ = self.sdk_check("--checks", "models", "--expect-models", "mistral-small-latest")
+        self.assertEqual(code, 1)
+        self.assertTrue(all(line.startswith("FAIL") for line in lines[:-1]), lines)
+        self.assertEqual(self.sdk_check("--checks", "none", "--expect-forbidden",
+                                        "mistral-large-latest")[0], 1, "no 403 came")
+        message = "model mistral-large-latest is not allowed for role analyst"
+        self.add_fault("/v1/chat/completions", {"status": 403, "body": {
+            "object": "error", "message": message, "type": "model_not_allowed", "param": None,
+            "code": "model_not_allowed"}}, times=4)
+        code, lines, err = self.sdk_check("--checks", "none", "--expect-forbidden",
+                                          "mistral-large-latest", "--role", "analyst")
+        self.assertEqual(code, 0, "\n".join(lines) + err)
+        code, lines, _ = self.sdk_check("--checks", "none", "--expect-forbidden",
+                                        "mistral-large-latest", "--role", "batch")
+        self.assertEqual(code, 1, "the message must name the role")
+        self.add_fault("/v1/chat/completions", {"status": 429, "retry_after": 60, "body": {
+            "object": "error", "message": "monthly budget of role analyst exhausted",
+            "type": "budget_exhausted", "param": None, "code": "budget_exhausted"}}, times=2)
+        code, lines, err = self.sdk_check("--checks", "none", "--expect-budget-exhausted")
+        self.assertEqual(code, 0, "\n".join(lines) + err)
+        self.assertTrue(all("Retry-After 60" in line for line in lines[:-1]), lines)
+        self.add_fault("/v1/chat/completions", {"status": 429}, times=2)
+        self.assertEqual(self.sdk_check("--checks", "none", "--expect-budget-exhausted")[0], 1,
+                         "a 429 that does not say budget")
+
+    def test_a_deleted_key_is_refused(self):
+        self.server.call("DELETE", f"/v1/admin/api-keys/{self.key['key_id']}")
+        code, lines, _ = self.sdk_check("--checks", "chat")
+        self.assertEqual(code, 1)
+        self.assertIn("HTTP 401", lines[0])
+        code, lines, err = self.sdk_check("--expect-unauthorized")
+        self.assertEqual(code, 0, "\n".join(lines) + err)
+        self.assertTrue(all(e["key_deleted"] for e in self.log() if e["path"] != "/v1/admin/api-keys"
+                            and not e["path"].startswith("/v1/admin/")))
 
 
 class ProcessTests(unittest.TestCase):
