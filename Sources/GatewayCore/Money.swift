@@ -18,34 +18,45 @@ public struct Money: Sendable, Hashable, Comparable, CustomStringConvertible {
         self.nanos = Int64((value * 1e9).rounded())
     }
 
-    /// `self` is a price per million tokens: what `tokens` cost, rounded up.
+    /// `self` is a price per million tokens: what `tokens` cost, rounded up (toward
+    /// +∞), so a sum of costs never undercounts. Saturates at `.max` (and a negative
+    /// price at `.min`) instead of trapping; negative token counts count as zero.
     public func perMillion(times tokens: Int) -> Money {
-        let tokens = Int64(max(0, tokens))
-        let whole = (tokens / 1_000_000).multipliedReportingOverflow(by: nanos)
-        let rest = (tokens % 1_000_000) * nanos  // < 10⁶ · 9·10¹⁸? no: nanos < 9·10¹⁸ / 10⁶ checked below
-        guard !whole.overflow, nanos <= Int64.max / 1_000_000 else { return Money(nanos: .max) }
-        let (sum, overflow) = whole.partialValue.addingReportingOverflow((rest + 999_999) / 1_000_000)
-        return overflow ? Money(nanos: .max) : Money(nanos: sum)
+        guard tokens > 0, nanos != 0 else { return .zero }
+        // The product needs up to 127 bits: multiply the magnitudes full-width.
+        let product = nanos.magnitude.multipliedFullWidth(by: UInt64(tokens))
+        let million: UInt64 = 1_000_000
+        guard product.high < million else { return Money(nanos: nanos > 0 ? .max : .min) }
+        let (quotient, remainder) = million.dividingFullWidth(product)
+        if nanos > 0 {
+            guard quotient < UInt64(Int64.max) else { return Money(nanos: .max) }
+            return Money(nanos: Int64(quotient) + (remainder > 0 ? 1 : 0))
+        }
+        // A negative price rounds toward +∞: the magnitude's remainder is dropped.
+        guard quotient < Int64.min.magnitude else { return Money(nanos: .min) }
+        return Money(nanos: -Int64(quotient))
     }
 
+    /// Saturating, like every Money operation: a cost or budget sum never wraps or traps.
     public static func + (lhs: Money, rhs: Money) -> Money {
         let (sum, overflow) = lhs.nanos.addingReportingOverflow(rhs.nanos)
-        return Money(nanos: overflow ? .max : sum)
+        return overflow ? Money(nanos: rhs.nanos > 0 ? .max : .min) : Money(nanos: sum)
     }
 
     public static func - (lhs: Money, rhs: Money) -> Money {
-        Money(nanos: lhs.nanos - rhs.nanos)
+        let (difference, overflow) = lhs.nanos.subtractingReportingOverflow(rhs.nanos)
+        return overflow ? Money(nanos: rhs.nanos < 0 ? .max : .min) : Money(nanos: difference)
     }
 
     public static func < (lhs: Money, rhs: Money) -> Bool { lhs.nanos < rhs.nanos }
 
     /// "12.345678" (six decimals: a millionth of a cent is below any price that matters).
     public var description: String {
-        let micros = (nanos + (nanos >= 0 ? 500 : -500)) / 1000
-        let sign = micros < 0 ? "-" : ""
-        let magnitude = micros.magnitude
-        let fraction = String(magnitude % 1_000_000)
-        return "\(sign)\(magnitude / 1_000_000)." + String(repeating: "0", count: 6 - fraction.count) + fraction
+        // On the magnitude: `nanos ± 500` would overflow near the ends of Int64.
+        let micros = (nanos.magnitude + 500) / 1000
+        let sign = nanos < 0 && micros > 0 ? "-" : ""
+        let fraction = String(micros % 1_000_000)
+        return "\(sign)\(micros / 1_000_000)." + String(repeating: "0", count: 6 - fraction.count) + fraction
     }
 
     /// As a JSON/TOML number.

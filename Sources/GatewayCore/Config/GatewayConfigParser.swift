@@ -1,4 +1,5 @@
 import KeyRotation
+import TOMLKit
 
 /// What `GatewayConfigParser` found: the configuration when there were no errors,
 /// every problem seen, and the checks only an adapter can make (files, accounts).
@@ -45,9 +46,20 @@ public struct GatewayCheck: Sendable, Equatable {
 
 /// Parses and validates gateway.toml. Pure: reads only the text it is given, and
 /// reports every problem with its line, not just the first.
+///
+/// Built on keyrotd's own TOML reading (`TOMLDocument`, `TOMLValueReading`,
+/// `SourceLocator`), so both programs reject the same mistakes with the same words.
 public enum GatewayConfigParser {
     public static func parse(_ text: String) -> ParsedGatewayConfiguration {
-        // STUB: to be written (see the design notes).
-        ParsedGatewayConfiguration(configuration: nil, problems: [ConfigProblem(.file, "not implemented")], checks: [])
+        let root: TOMLTable
+        switch TOMLDocument.parse(text) {
+        case .success(let table): root = table
+        case .failure(let error): return ParsedGatewayConfiguration(configuration: nil, problems: error.problems, checks: [])
+        }
+        var reader = GatewayConfigReader(locator: SourceLocator(text))
+        let configuration = reader.configuration(root)
+        let failed = reader.problems.contains { $0.severity == .error }
+        return ParsedGatewayConfiguration(
+            configuration: failed ? nil : configuration, problems: reader.problems, checks: reader.checks)
     }
 }

@@ -19,9 +19,37 @@ public struct GatewayErrorResponse: Sendable, Equatable, Error {
         self.retryAfter = retryAfter
     }
 
-    /// The JSON body (UTF-8), message escaped per RFC 8259.
+    /// The JSON body (UTF-8), every string escaped per RFC 8259 (the message may quote
+    /// what a consumer sent: a model name, a path).
     public var body: [UInt8] {
-        // STUB
-        Array("{\"object\":\"error\",\"message\":\"\",\"type\":\"\(type)\",\"param\":null,\"code\":\"\(code)\"}".utf8)
+        var json: [UInt8] = []
+        func append(_ text: String) { json.append(contentsOf: text.utf8) }
+        append("{\"object\":\"error\",\"message\":")
+        Self.appendJSONString(message, to: &json)
+        append(",\"type\":")
+        Self.appendJSONString(type, to: &json)
+        append(",\"param\":null,\"code\":")
+        Self.appendJSONString(code, to: &json)
+        append("}")
+        return json
+    }
+
+    /// `text` as a JSON string: quotes, backslashes and control characters escaped,
+    /// everything else as UTF-8.
+    static func appendJSONString(_ text: String, to json: inout [UInt8]) {
+        let hex = Array("0123456789abcdef".utf8)
+        json.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): json.append(contentsOf: "\\\"".utf8)
+            case UInt8(ascii: "\\"): json.append(contentsOf: "\\\\".utf8)
+            case UInt8(ascii: "\n"): json.append(contentsOf: "\\n".utf8)
+            case UInt8(ascii: "\r"): json.append(contentsOf: "\\r".utf8)
+            case UInt8(ascii: "\t"): json.append(contentsOf: "\\t".utf8)
+            case 0..<0x20: json.append(contentsOf: "\\u00".utf8 + [hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
+            default: json.append(byte)
+            }
+        }
+        json.append(UInt8(ascii: "\""))
     }
 }

@@ -46,20 +46,11 @@ public struct FileCheck: Sendable, Equatable {
 /// it is given. Reports every problem with where it is, not just the first.
 public enum ConfigParser {
     public static func parse(_ text: String) -> ParsedConfiguration {
-        if let finding = TableHeaderCheck.firstMalformedHeader(in: text) {
-            return ParsedConfiguration(configuration: nil, daemon: nil, problems: [finding.problem], fileChecks: [])
-        }
         let root: TOMLTable
-        do {
-            root = try TOMLTable(string: text)
-        } catch let error as TOMLParseError {
-            let problem = ConfigProblem(
-                .line(error.source.begin.line, column: error.source.begin.column),
-                "TOML syntax error: \(error.description)")
-            return ParsedConfiguration(configuration: nil, daemon: nil, problems: [problem], fileChecks: [])
-        } catch {
-            return ParsedConfiguration(
-                configuration: nil, daemon: nil, problems: [ConfigProblem(.file, "cannot parse: \(error)")], fileChecks: [])
+        switch TOMLDocument.parse(text) {
+        case .success(let table): root = table
+        case .failure(let error):
+            return ParsedConfiguration(configuration: nil, daemon: nil, problems: error.problems, fileChecks: [])
         }
         var reader = Reader(locator: SourceLocator(text))
         let configuration = reader.configuration(root)
@@ -74,13 +65,11 @@ public enum ConfigParser {
 
 // MARK: - Reading tables
 
-private struct Reader {
+private struct Reader: TOMLValueReading {
     let locator: SourceLocator
     var problems: [ConfigProblem] = []
     var fileChecks: [FileCheck] = []
 
-    /// Ten years: anything longer is a typo, and keeps date arithmetic far from overflow.
-    static let longestSpan = TimeSpan.days(3650)
     static let sections = ["daemon", "defaults", "audit", "budget", "providers", "keys"]
     static let daemonKeys = ["state_file", "control_socket", "catch_up_spacing", "instance"]
     static let policyKeys = [
@@ -183,7 +172,7 @@ private struct Reader {
 
         let baseURL = string(section, path, "base_url")
         if let baseURL {
-            if let message = Self.urlProblem(baseURL) {
+            if let message = SecretBearingURL.problem(baseURL) {
                 report(path, "base_url", message)
                 ok = false
             }
@@ -413,113 +402,11 @@ private struct Reader {
 
     // MARK: Values
 
-    mutating func checkKeys(_ table: TOMLTable?, table path: [String], allowed: [String], what: String) {
-        guard let table else { return }
-        for key in table.keys.sorted() where !allowed.contains(key) {
-            let place = path.isEmpty ? "" : " in [\(path.joined(separator: "."))]"
-            if what == "section" {
-                report([key], nil, "unknown section [\(key)] (known: \(allowed.joined(separator: ", ")))", tomlPath: key)
-            } else {
-                report(path, key, "unknown key \"\(key)\"\(place) (known: \(allowed.joined(separator: ", ")))")
-            }
-        }
-    }
-
-    mutating func table(_ parent: TOMLTable?, _ key: String, parent path: [String]) -> TOMLTable? {
-        guard let value = parent?[key] else { return nil }
-        guard let table = value.table else {
-            report(path, key, "must be a table ([\((path + [key]).joined(separator: "."))])")
-            return nil
-        }
-        return table
-    }
-
-    mutating func string(_ table: TOMLTable?, _ path: [String], _ key: String) -> String? {
-        guard let value = table?[key] else { return nil }
-        guard let text = value.string else {
-            report(path, key, "must be a string, not \(value.type)")
-            return nil
-        }
-        return text
-    }
-
-    mutating func int(_ table: TOMLTable?, _ path: [String], _ key: String) -> Int? {
-        guard let value = table?[key] else { return nil }
-        guard let number = value.int else {
-            report(path, key, "must be an integer, not \(value.type)")
-            return nil
-        }
-        return number
-    }
-
-    mutating func stringArray(_ table: TOMLTable?, _ path: [String], _ key: String) -> [String]? {
-        guard let value = table?[key] else { return nil }
-        guard let array = value.array else {
-            report(path, key, "must be an array of strings, not \(value.type)")
-            return nil
-        }
-        var result: [String] = []
-        for (index, element) in array.enumerated() {
-            guard let text = element.string else {
-                report(path, key, "element \(index + 1) must be a string, not \(element.type)")
-                return nil
-            }
-            result.append(text)
-        }
-        return result
-    }
-
-    /// A duration in systemd time-span syntax ("90d", "1h 30min"); an integer is seconds.
-    mutating func span(_ table: TOMLTable?, _ path: [String], _ key: String) -> TimeSpan? {
-        guard let value = table?[key] else { return nil }
-        if let seconds = value.int {
-            guard seconds >= 0 else {
-                report(path, key, "must not be negative")
-                return nil
-            }
-            return .seconds(Int64(seconds))
-        }
-        guard let text = value.string else {
-            report(path, key, "must be a duration such as \"90d\" or \"1h 30min\", not \(value.type)")
-            return nil
-        }
-        let span: TimeSpan
-        do {
-            span = try TimeSpan(parsing: text)
-        } catch {
-            report(path, key, "bad duration: \(error.description)")
-            return nil
-        }
-        guard span <= Self.longestSpan else {
-            report(path, key, "\(span) is longer than keyrotd allows (\(Self.longestSpan))")
-            return nil
-        }
-        return span
-    }
-
-    mutating func positiveSpan(_ table: TOMLTable?, _ path: [String], _ key: String) -> TimeSpan? {
-        guard let span = span(table, path, key) else { return nil }
-        guard span > .zero else {
-            report(path, key, "must be longer than zero")
-            return nil
-        }
-        return span
-    }
-
     /// `[daemon] instance`: part of every provider key name, so a name's rules.
     mutating func instance(_ table: TOMLTable?) -> String? {
         guard let text = string(table, ["daemon"], "instance") else { return nil }
         guard ProviderKeyName.isValidInstance(text) else {
             report(["daemon"], "instance", "\"\(text)\" is not a valid instance name: use 1-\(ProviderKeyName.maxInstanceLength) letters, digits, \".\", \"_\" or \"-\", starting with a letter or digit")
-            return nil
-        }
-        return text
-    }
-
-    mutating func absolutePath(_ table: TOMLTable?, _ path: [String], _ key: String) -> String? {
-        guard let text = string(table, path, key) else { return nil }
-        guard text.hasPrefix("/") else {
-            report(path, key, "\"\(text)\" is not an absolute path")
             return nil
         }
         return text
@@ -537,22 +424,11 @@ private struct Reader {
         return text.lowercased()
     }
 
-    mutating func hookPaths(_ paths: [String], table path: [String], key: String) -> [String] {
-        var seen: Set<String> = []
-        for hook in paths where !seen.insert(hook).inserted {
-            report(path, key, "\(hook) is listed twice (hooks are tracked by path; run it once)")
-        }
-        for (index, hook) in paths.enumerated() {
-            if hook.hasPrefix("/") {
-                addFileCheck(.hook, hook, path, key)
-            } else {
-                report(path, key, "element \(index + 1): \"\(hook)\" is not an absolute path")
-            }
-        }
-        return paths
-    }
-
     // MARK: Reporting
+
+    mutating func addHookCheck(_ hook: String, _ table: [String], _ key: String) {
+        addFileCheck(.hook, hook, table, key)
+    }
 
     mutating func addFileCheck(_ kind: FileCheck.Kind, _ file: String, _ table: [String], _ key: String) {
         fileChecks.append(FileCheck(
@@ -560,38 +436,6 @@ private struct Reader {
             tomlPath: (table + [key]).joined(separator: ".")))
     }
 
-    func location(_ table: [String], _ key: String?) -> ConfigProblem.Location {
-        if let line = locator.line(table: table, key: key) { return .line(line, column: nil) }
-        return .path((table + (key.map { [$0] } ?? [])).joined(separator: "."))
-    }
-
-    mutating func report(_ table: [String], _ key: String?, _ message: String, tomlPath: String? = nil) {
-        let path = tomlPath ?? (table + (key.map { [$0] } ?? [])).joined(separator: ".")
-        problems.append(ConfigProblem(location(table, key), path: path.isEmpty ? nil : path, message))
-    }
-
-    /// nil when `text` may be a provider base URL: https, or plain http to a loopback address.
-    static func urlProblem(_ text: String) -> String? {
-        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
-              let host = components.host, !host.isEmpty
-        else {
-            return "\"\(text)\" is not an absolute URL"
-        }
-        if components.user != nil || components.password != nil {
-            return "must not carry credentials in the URL"
-        }
-        if components.query != nil || components.fragment != nil {
-            return "must not have a query or fragment"
-        }
-        switch scheme {
-        case "https":
-            return nil
-        case "http":
-            return LoopbackAddress.contains(host) ? nil : "plain http is allowed only for loopback addresses; use https"
-        default:
-            return "unsupported scheme \"\(scheme)\"; use https"
-        }
-    }
 }
 
 extension ManagedKey {

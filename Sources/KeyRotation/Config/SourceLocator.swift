@@ -2,7 +2,7 @@
 /// positions only for syntax errors. Best effort: plain `[a.b]` headers and
 /// `key = …` lines; anything fancier (dotted keys, inline tables) falls back to
 /// the TOML path alone.
-struct SourceLocator {
+public struct SourceLocator: Sendable {
     /// First line of each table header, by table path.
     private var headers: [[String]: Int] = [:]
     /// First line of each `key = …`, by table path and key.
@@ -12,7 +12,7 @@ struct SourceLocator {
     /// located in linear time (each lookup is then a dictionary access). Bytes, not
     /// characters: every byte it looks for is ASCII, and a Character-wise pass took 27 ms
     /// for 1,000 keys (and never split a CRLF line, "\r\n" being one Character).
-    init(_ text: String) {
+    public init(_ text: String) {
         var text = text
         var current: [String] = []
         text.withUTF8 { bytes in
@@ -39,7 +39,7 @@ struct SourceLocator {
 
     /// The 1-based line of `key` in table `table` (e.g. `["keys", "dev-team"]`), or
     /// of the table's header when `key` is nil or not found.
-    func line(table: [String], key: String?) -> Int? {
+    public func line(table: [String], key: String?) -> Int? {
         if let key, let line = keys[table + [key]] { return line }
         return headers[table]
     }
