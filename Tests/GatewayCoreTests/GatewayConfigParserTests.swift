@@ -396,7 +396,8 @@ func gatewayProblems(_ text: String) -> [String] {
 
     @Test(arguments: [
         ("[::1]:1", "::1"), ("[::]:1", "::"), ("[fe80::1:2]:1", "fe80::1:2"), ("[::ffff:10.0.0.1]:1", "::ffff:10.0.0.1"),
-        ("[1:2:3:4:5:6:7:8]:1", "1:2:3:4:5:6:7:8"), ("0.0.0.0:80", "0.0.0.0"), ("10.1.2.3:65535", "10.1.2.3"),
+        ("[1:2:3:4:5:6:7:8]:1", "1:2:3:4:5:6:7:8"), ("[1::]:1", "1::"), ("[1:2:3:4:5:6::7]:1", "1:2:3:4:5:6::7"),
+        ("[1:2:3:4:5:6:1.2.3.4]:1", "1:2:3:4:5:6:1.2.3.4"), ("0.0.0.0:80", "0.0.0.0"), ("10.1.2.3:65535", "10.1.2.3"),
     ])
     func listenAddressesThatParse(text: String, host: String) throws {
         let config = try #require(GatewayConfigParser.parse(gatewayMutated("\"[::1]:8480\"", "\"\(text)\"")).configuration)
@@ -404,7 +405,7 @@ func gatewayProblems(_ text: String) -> [String] {
         if case .tcp(let parsedHost, _) = config.listeners[1] { #expect(parsedHost == host) }
     }
 
-    @Test(arguments: ["[1:2:3:4:5:6:7:8:9]:1", "[12345::]:1", "[1:2:3:4:5:6:7]:1", "[::g]:1", "[::1.2.3]:1", "[]:1", "1.2.3.4.5:1", "01.2.3.4:1", ":80"])
+    @Test(arguments: ["[1:2:3:4:5:6:7:8:9]:1", "[12345::]:1", "[1:2:3:4:5:6:7]:1", "[::g]:1", "[::1.2.3]:1", "[]:1", "[1:::2]:1", "[:1::2]:1", "[1::2::3]:1", "[1:2:3:4:5:6:7:8::]:1", "[\u{FF11}::]:1", "[::1.2.3.4.5]:1", "1.2.3.4.5:1", "01.2.3.4:1", ":80"])
     func listenAddressesThatDoNot(text: String) {
         let problems = gatewayProblems(gatewayMutated("\"[::1]:8480\"", "\"\(text)\""))
         #expect(problems.count == 1 && problems.first?.contains("is not an address to listen on") == true, "\(problems)")

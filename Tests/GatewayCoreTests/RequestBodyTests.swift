@@ -184,3 +184,24 @@ import Testing
         #expect(Self.setting("{", 5) == "{")
     }
 }
+
+@Suite struct RequestBodySizeTests {
+    /// An 8 MiB body (the default max_body_bytes) of many messages: validated, read and
+    /// edited in one pass each. Prints the time (debug builds are far slower than release).
+    @Test func aLargestDefaultBodyIsInspectedAndEdited() throws {
+        let message = #"{"role":"user","content":"Lorem ipsum dolor sit amet, \u00e9\u00e8 \"quoted\" 日本語 🙂 1234567890"},"#
+        var text = #"{"model":"mistral-small-latest","messages":["#
+        while text.utf8.count < (8 << 20) - message.utf8.count - 100 { text += message }
+        text += #"{"role":"user","content":"end"}],"temperature":0.7}"#
+        let bytes = Array(text.utf8)
+        let clock = ContinuousClock()
+        var facts: RequestFacts?
+        let inspected = try clock.measure { facts = try RequestBody.inspect(bytes) }
+        var edited: [UInt8] = []
+        let edit = clock.measure { edited = RequestBody.settingMaxTokens(bytes, to: 1024) }
+        #expect(facts == RequestFacts(model: "mistral-small-latest", stream: false, maxTokens: nil))
+        #expect(edited.count == bytes.count + #","max_tokens":1024"#.utf8.count)
+        #expect(try RequestBody.inspect(edited).maxTokens == 1024)
+        print("inspect of \(bytes.count) bytes: \(inspected); settingMaxTokens: \(edit)")
+    }
+}

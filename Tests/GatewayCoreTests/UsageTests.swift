@@ -61,17 +61,20 @@ import Testing
     }
 
     /// Every split into two chunks, and every byte its own chunk, in LF, CRLF and CR.
+    /// A comment and an event of two data lines too: a line end taken for two (CR, then
+    /// LF as an empty line) would end that event after its first line.
     @Test(arguments: ["\n", "\r\n", "\r"])
     func chunksSplitAnywhereGiveTheSameResult(newline: String) {
-        let text = Array(Self.mistral.replacingNewlines(with: newline).utf8)
+        let stream = ": ping\ndata: {\"object\":\ndata: \"chunk\"}\n\n" + Self.mistral
+        let text = Array(stream.replacingNewlines(with: newline).utf8)
         for split in 0...text.count {
             let scanner = Self.scan([Array(text[..<split]), Array(text[split...])])
             #expect(scanner.usage == Usage(promptTokens: 7, completionTokens: 2), "split at \(split)")
-            #expect(scanner.finished && scanner.events == 2, "split at \(split)")
+            #expect(scanner.finished && scanner.events == 3, "split at \(split)")
         }
         let bytewise = Self.scan(text.map { [$0] })
         #expect(bytewise.usage == Usage(promptTokens: 7, completionTokens: 2))
-        #expect(bytewise.finished && bytewise.events == 2)
+        #expect(bytewise.finished && bytewise.events == 3)
         // A CRLF split between its CR and LF is still one line end, not an empty line too.
         let threeWay = Self.scan(text.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated().map { index, part in
             index == 0 ? Array(part) : [UInt8(ascii: "\n")] + Array(part)

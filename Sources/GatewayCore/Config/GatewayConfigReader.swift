@@ -198,22 +198,30 @@ struct GatewayConfigReader: TOMLValueReading {
         return .success(.tcp(host: String(host), port: port))
     }
 
-    /// An IPv6 literal's shape (hex groups, at most one "::", an optional dotted-quad tail).
-    /// The adapter's bind reports anything this lets through that inet_pton still refuses.
+    /// An IPv6 literal's shape (RFC 4291 text: 1-4 hex digit groups, eight of them or
+    /// fewer around one "::", an optional dotted-quad tail). The adapter's bind reports
+    /// anything this lets through that inet_pton still refuses.
     static func isIPv6(_ text: Substring) -> Bool {
         guard text.contains(":"), text.utf8.count <= 45 else { return false }
-        var groups = text.split(separator: ":", omittingEmptySubsequences: false)
-        if let last = groups.last, last.contains(".") {
-            guard LoopbackAddress.ipv4Octets(last) != nil else { return false }
-            groups.removeLast()
-            groups.append("0")
-            groups.append("0")
+        var text = text
+        if let lastColon = text.lastIndex(of: ":"), text[lastColon...].contains(".") {
+            guard LoopbackAddress.ipv4Octets(text[text.index(after: lastColon)...]) != nil else { return false }
+            text = Substring(text[...lastColon] + "0:0")  // the quad counts as two groups
         }
-        let compressed = text.components(separatedBy: "::").count - 1
-        guard compressed <= 1 else { return false }
-        let nonEmpty = groups.filter { !$0.isEmpty }
-        guard nonEmpty.allSatisfy({ $0.utf8.count <= 4 && $0.allSatisfy(\.isHexDigit) }) else { return false }
-        return compressed == 1 ? nonEmpty.count <= 7 : (groups.count == 8 && nonEmpty.count == 8)
+        /// How many groups `part` holds, nil when one is not 1-4 ASCII hex digits.
+        func groups(_ part: Substring) -> Int? {
+            if part.isEmpty { return 0 }
+            let items = part.split(separator: ":", omittingEmptySubsequences: false)
+            guard items.allSatisfy({ (1...4).contains($0.utf8.count) && $0.utf8.allSatisfy { $0.hexDigitValue != nil } }) else {
+                return nil
+            }
+            return items.count
+        }
+        if let gap = text.firstRange(of: "::") {
+            guard let head = groups(text[..<gap.lowerBound]), let tail = groups(text[gap.upperBound...]) else { return false }
+            return head + tail <= 7
+        }
+        return groups(text) == 8
     }
 
     /// `upstream`: keyrotd's rule for a URL a secret travels to, and no path (the

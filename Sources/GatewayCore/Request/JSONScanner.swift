@@ -64,7 +64,7 @@ struct JSONScanner {
         while true {
             skipWhitespace()
             guard peek == UInt8(ascii: "\"") else { throw failure("expected a member name in quotes") }
-            let key = try scanString(decode: true)
+            let key = try scanString(decode: !keys.isEmpty)
             skipWhitespace()
             guard peek == UInt8(ascii: ":") else { throw failure("expected ':' after a member name") }
             index += 1

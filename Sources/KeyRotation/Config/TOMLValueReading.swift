@@ -1,9 +1,6 @@
 import Foundation
 import TOMLKit
 
-/// Ten years: anything longer is a typo, and keeps date arithmetic far from overflow.
-public let longestTimeSpan = TimeSpan.days(3650)
-
 /// TOML text to a table, the way every keyrotd configuration is read: malformed table
 /// headers are caught before toml++ sees them (it would assert, not report), and a
 /// syntax error carries its line and column.
@@ -34,6 +31,9 @@ public protocol TOMLValueReading {
 }
 
 extension TOMLValueReading {
+    /// Ten years: anything longer is a typo, and keeps date arithmetic far from overflow.
+    public static var longestSpan: TimeSpan { .days(3650) }
+
     public mutating func checkKeys(_ table: TOMLTable?, table path: [String], allowed: [String], what: String) {
         guard let table else { return }
         for key in table.keys.sorted() where !allowed.contains(key) {
@@ -111,8 +111,8 @@ extension TOMLValueReading {
             report(path, key, "bad duration: \(error.description)")
             return nil
         }
-        guard span <= longestTimeSpan else {
-            report(path, key, "\(span) is longer than keyrotd allows (\(longestTimeSpan))")
+        guard span <= Self.longestSpan else {
+            report(path, key, "\(span) is longer than keyrotd allows (\(Self.longestSpan))")
             return nil
         }
         return span
