@@ -180,8 +180,8 @@ final class GatewayFixture: @unchecked Sendable {
     @discardableResult
     func deliverNewKey(_ name: String, generation: Int = 1) async throws -> (id: String, secret: String) {
         let created = try await server.control(.post, "/_control/keys", ["name": "keyrotd/test/\(name)/g\(generation)"])
-        guard let object = created as? [String: Any], let id = object["id"] as? String, let secret = object["key"] as? String else {
-            throw FixtureError("the server did not return a key: \(created)")
+        guard let object = created as? [String: Any], let id = object["key_id"] as? String, let secret = object["key"] as? String else {
+            throw FixtureError("the server did not return a key id and secret (fields: \((created as? [String: Any])?.keys.sorted() ?? []))")
         }
         let result = try setKey(name, secret: secret, keyID: id, generation: generation)
         guard result.status == 0 else { throw FixtureError("set-key failed (\(result.status)): \(result.output)") }
