@@ -67,6 +67,8 @@ final class GatewayFixture: @unchecked Sendable {
     var extraGateway: String
     var prices: String?
     var upstreamTimeout: String?
+    /// Client tables written as they are (unix_user clients and the like).
+    var extraClients = ""
 
     init(roles: [TestRole], clients: [(name: String, role: String)], extraGateway: String = "", prices: String? = nil)
         throws
@@ -137,6 +139,7 @@ final class GatewayFixture: @unchecked Sendable {
 
                 """
         }
+        text += extraClients
         try scratch.write("gateway.toml", text, mode: 0o600)
     }
 
