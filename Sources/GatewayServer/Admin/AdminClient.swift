@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Glibc
 import Foundation
 import KeyRotation
 import NIOCore
@@ -41,10 +42,19 @@ public struct AdminClient: Sendable {
     private func request(_ method: HTTPMethod, _ path: String, body: [UInt8]?, headers: [(String, String)])
         async throws(Failure) -> [UInt8]
     {
+        // AsyncHTTPClient keeps retrying a connect that fails until its timeout; a missing
+        // socket is answered at once.
+        var info = stat()
+        guard stat(socketPath, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK else {
+            throw Failure(
+                exitCode: 69, description: "no gateway admin socket at \(socketPath): is keyrotd-gateway running?")
+        }
         guard let url = URL(httpURLWithSocketPath: socketPath, uri: path) else {
             throw Failure(exitCode: 64, description: "\(socketPath) cannot be used as a socket path")
         }
-        let client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+        let client = HTTPClient(
+            eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+            configuration: .init(timeout: .init(connect: .seconds(3), read: .seconds(60))))
         let result = await exchange(client, method, url.absoluteString, body: body, headers: headers)
         try? await client.shutdown()
         return try result.get()
