@@ -178,3 +178,46 @@ import Testing
         #expect(fixture.log().contains("retried"))
     }
 }
+
+/// A consumer that goes away mid-stream: the upstream request is cancelled and the
+/// reservation settled with what is known.
+@Suite(.serialized) struct GatewayDisconnectTests {
+    @Test func aConsumerLeavingMidStreamCancelsTheUpstreamRequest() async throws {
+        let fixture = try GatewayFixture(
+            roles: [
+                TestRole(
+                    name: "analyst", upstreamKey: "dev-team", models: ["mistral-small-latest"],
+                    extra: "max_tokens = 100\nmonthly_budget = 1.0"),
+            ],
+            clients: [("alice", "analyst")])
+        try await fixture.start()
+        try await fixture.deliverNewKey("dev-team")
+        // 40 tokens at 5 per second: 8 seconds of stream.
+        _ = try await fixture.server.control(.post, "/_control/options", ["completion_tokens": 40, "tokens_per_second": 5])
+        let body = try JSONSerialization.data(withJSONObject: chat("mistral-small-latest", "a slow answer please", stream: true))
+        let token = fixture.tokens["alice"] ?? ""
+        // curl reads for 1.5 s, then gives up and closes the connection.
+        // The token goes to curl in a header file, never in its argv.
+        let headerFile = try fixture.scratch.write("headers", "Authorization: Bearer \(token)\n", mode: 0o600)
+        let bodyFile = try fixture.scratch.write("b.json", String(decoding: body, as: UTF8.self))
+        let script = """
+            exec /usr/bin/curl -s -N --max-time 1.5 -H @\(headerFile) \
+            -H 'Content-Type: application/json' --data-binary @\(bodyFile) \(fixture.baseURL)/v1/chat/completions
+            """
+        let started = Date()
+        let result = try runTool("/bin/sh", ["-c", script], environment: ["PATH": "/usr/bin:/bin"])
+        #expect(result.output.contains("data: {"), "no chunk arrived before the consumer left: \(result.output)")
+        #expect(!result.output.contains("[DONE]"))
+        // The provider saw its client go away long before the stream's 8 seconds.
+        #expect(try await waitFor(seconds: 5) {
+            try await fixture.server.requestLog().contains { ($0["stream_end"] as? String) == "client_closed" }
+        })
+        #expect(Date().timeIntervalSince(started) < 7)
+        #expect(try await waitFor(seconds: 5) { (try fixture.roleStatus("analyst")["requests"] as? Int) == 1 })
+        let role = try fixture.roleStatus("analyst")
+        #expect((role["reserved"] as? Double) == 0)
+        // No usage arrived: charged what it may have cost, the whole reservation.
+        #expect((role["spent"] as? Double ?? 0) > 0)
+        #expect(fixture.log().contains("consumer_closed") || fixture.log().contains("stream_interrupted"))
+    }
+}
