@@ -41,7 +41,7 @@ struct Status: AsyncParsableCommand {
         print(pad(["ROLE", "KEY", "GEN", "SPENT", "BUDGET", "REQ/MIN LEFT", "TOK/MIN LEFT", "MODELS"]))
         for role in report.roles {
             let budget = role.monthlyBudget.map { String(format: "%.2f %@", $0, report.currency) } ?? "-"
-            let spent = String(format: "%.4f", role.spent + role.reserved)
+            let spent = String(format: "%.6f", role.spent + role.reserved)
             let requests = role.requestsPerMinute.map { "\(role.requestsRemaining ?? $0)/\($0)" } ?? "-"
             let tokens = role.tokensPerMinute.map { "\(role.tokensRemaining ?? $0)/\($0)" } ?? "-"
             let generation = role.upstreamKeyGeneration.map(String.init) ?? (role.upstreamKeyID == nil ? "none" : "?")
@@ -57,7 +57,7 @@ struct Status: AsyncParsableCommand {
     }
 
     private func pad(_ columns: [String]) -> String {
-        let widths = [14, 14, 5, 12, 14, 14, 16, 0]
+        let widths = [14, 14, 5, 12, 14, 14, 14, 0]
         return zip(columns, widths + Array(repeating: 0, count: max(0, columns.count - widths.count))).map { text, width in
             text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
         }.joined().trimmingCharacters(in: .whitespaces)
