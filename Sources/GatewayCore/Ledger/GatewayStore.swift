@@ -39,8 +39,9 @@ public protocol GatewayStore: Sendable {
     func setKey(_ key: UpstreamKey, named name: String) async throws
 
     /// Reserves `amount` of `role`'s budget for `month` (nil budget: always fits). A
-    /// reservation taken is durable before this returns, so a crash can never forget
-    /// money a forwarded request may have spent.
+    /// reservation against a budget is durable before this returns, so a crash can never
+    /// forget money a forwarded request may have spent; without a budget there is nothing
+    /// to enforce and it is recorded without waiting.
     func reserve(role: String, month: BudgetMonth, amount: Money, budget: Money?) async throws
         -> SpendBook.ReserveOutcome
     /// Settles reservation `id` at `cost` (at most what it reserved). Returns the alert

@@ -13,7 +13,7 @@ import NIOPosix
 /// the whole book (it is small) on NIO's blocking-I/O pool and wakes every caller whose
 /// change that save covered, so concurrent reservations share one fsync. Settlements do
 /// not wait for their write (a crash before it charges the reservation in full, which
-/// never undercounts); reservations, keys and alert claims do.
+/// never undercounts); reservations against a budget, keys and alert claims do.
 public actor FileGatewayStore: GatewayStore {
     public static let keysFileName = "keys.state"
     public static let spendFileName = "spend.state"
@@ -113,6 +113,11 @@ public actor FileGatewayStore: GatewayStore {
     {
         let outcome = book.reserve(role: role, month: month, amount: amount, budget: budget)
         guard case .reserved(let id) = outcome else { return outcome }
+        guard budget != nil else {
+            // Nothing to enforce: recorded like a settlement, without waiting for the disk.
+            changed()
+            return outcome
+        }
         do {
             try await durable()
         } catch {
