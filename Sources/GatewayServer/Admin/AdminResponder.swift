@@ -56,8 +56,8 @@ public struct AdminResponder: Sendable {
         else {
             return Self.error(400, "the secret must be one line of non-blank text")
         }
-        let keyID = request.headers[HTTPField.Name("Keyrotd-Key-Id")!].flatMap { $0.isEmpty ? nil : $0 }
-        let generation = request.headers[HTTPField.Name("Keyrotd-Generation")!].flatMap { Int($0) }
+        let keyID = Self.keyIDHeader.flatMap { request.headers[$0] }.flatMap { $0.isEmpty ? nil : $0 }
+        let generation = Self.generationHeader.flatMap { request.headers[$0] }.flatMap { Int($0) }
         let key = UpstreamKey(
             secret: Secret(text), keyID: keyID, generation: generation, receivedAt: Int64(Date().timeIntervalSince1970))
         do {
@@ -87,6 +87,9 @@ public struct AdminResponder: Sendable {
         }
         return Self.json(Answer(key: name, keyID: keyID, generation: generation, roles: roles))
     }
+
+    static let keyIDHeader = HTTPField.Name("Keyrotd-Key-Id")
+    static let generationHeader = HTTPField.Name("Keyrotd-Generation")
 
     static func json(_ value: some Encodable) -> Response {
         let encoder = JSONEncoder()

@@ -110,7 +110,7 @@ public final class GatewayResponder: Sendable {
 
         var outputBound = 0
         if kind.generates {
-            if let cap = role.maxTokens, facts.maxTokens == nil || facts.maxTokens! > cap {
+            if let cap = role.maxTokens, (facts.maxTokens ?? .max) > cap {
                 body = GatewayCore.RequestBody.settingMaxTokens(body, to: cap)
                 outputBound = cap
             } else {
