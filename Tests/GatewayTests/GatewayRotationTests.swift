@@ -60,6 +60,17 @@ let keyrotdBinary: String = {
             """
         text += keySection("dev-team", hooks: [hook])
         let keyrotdConfig = try fixture.scratch.write("keyrotd.toml", text)
+        // Every secret the server issues from now on starts with a sentinel: wherever it
+        // shows below, a secret leaked (scripts/test also looks for it in all test output).
+        let sentinel = "SENTINEL" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(20)
+        _ = try await fixture.server.control(.post, "/_control/options", ["secret_prefix": sentinel])
+        if let path = ProcessInfo.processInfo.environment["KEYROTD_TEST_SENTINELS"], !path.isEmpty,
+            let handle = FileHandle(forWritingAtPath: path)
+        {
+            handle.seekToEndOfFile()
+            handle.write(Data((sentinel + "\n").utf8))
+            try? handle.close()
+        }
         let keyrotd = try ChildProcess(
             keyrotdBinary, ["run", "--config", keyrotdConfig],
             environment: ["PATH": "/usr/bin:/bin", "TZ": "UTC", "SWIFT_BACKTRACE": "enable=no"],
@@ -91,6 +102,19 @@ let keyrotdBinary: String = {
         #expect(keysUsed.count >= Int(seconds / 4), "too few rotations happened: \(keysUsed.count) keys")
         #expect(onDeletedKeys.isEmpty, "requests were sent upstream with a deleted key: \(onDeletedKeys.prefix(3))")
         #expect(refused.isEmpty, "the upstream refused requests: \(refused.prefix(3))")
-        #expect(!fixture.log().contains(fixture.upstreamSecrets.values.first?.secret ?? "nothing-was-seeded"))
+        // No secret in either log, the gateway's command line or environment, or status.
+        var places: [String: String] = [
+            "gateway log": fixture.log(),
+            "keyrotd log": (try? String(contentsOfFile: fixture.scratch.file("keyrotd.log"), encoding: .utf8)) ?? "",
+            "status": try runTool(gatewayBinary, ["status", "--json", "--socket", fixture.adminSocket], environment: [:]).output,
+        ]
+        if let pid = fixture.process?.pid {
+            for file in ["cmdline", "environ"] {
+                places["/proc/gateway/\(file)"] = (try? String(contentsOfFile: "/proc/\(pid)/\(file)", encoding: .utf8)) ?? ""
+            }
+        }
+        for (place, text) in places { #expect(!text.contains(sentinel), "a secret leaked into \(place)") }
+        let keysFile = try String(contentsOfFile: fixture.scratch.file("state/keys.state"), encoding: .utf8)
+        #expect(keysFile.contains(sentinel), "the sentinel did not reach the gateway: the check above proves nothing")
     }
 }
