@@ -3,12 +3,16 @@ import TestSupport
 import Testing
 
 /// `scripts/install` and `scripts/uninstall` into a staging DESTDIR: the tree they
-/// leave, twice over, and the installed unit checked by `systemd-analyze`.
+/// leave, twice over, and the installed units (keyrotd's and the gateway's) checked
+/// by `systemd-analyze`.
 ///
-/// One test on purpose: install builds a release binary (minutes on a cold
-/// `.build-install`), so everything is checked on that one build.
+/// One test on purpose: install builds two release binaries (keyrotd-gateway with
+/// SwiftNIO and BoringSSL takes tens of minutes on a cold `.build-install`), so
+/// everything is checked on that one build.
 @Suite struct InstallTests {
-    @Test(.timeLimit(.minutes(30)))
+    static let products = ["keyrotd", "keyrotd-gateway"]
+
+    @Test(.timeLimit(.minutes(60)))
     func installTwiceThenUninstall() throws {
         let scratch = try Scratch()
         defer { scratch.remove() }
@@ -18,33 +22,41 @@ import Testing
         let first = try Scripts.run("install", destdir: stage, log: scratch.file("install-1.log"))
         try #require(first.status == 0, "scripts/install failed:\n\(first.tail)")
 
-        // The binary, the unit pointing at it, and the rest of the systemd files.
-        #expect(tree.mode("/usr/local/bin/keyrotd") == 0o755)
-        #expect(tree.mode("/usr/local/lib/systemd/system/keyrotd.service") == 0o644)
-        let unit = try UnitFile(path: tree.path("/usr/local/lib/systemd/system/keyrotd.service"))
-        #expect(unit.values("ExecStart") == ["/usr/local/bin/keyrotd run --config /etc/keyrotd/keyrotd.toml"])
-        #expect(tree.text("/usr/local/lib/systemd/system/keyrotd.service") == (try Repository.text("systemd/keyrotd.service")))
-        #expect(tree.mode("/usr/local/lib/sysusers.d/keyrotd.conf") == 0o644)
-        #expect(tree.text("/usr/local/lib/sysusers.d/keyrotd.conf") == (try Repository.text("systemd/sysusers.d/keyrotd.conf")))
+        // The binaries, the units pointing at them, and the rest of the systemd files.
+        for product in Self.products {
+            let unitPath = "/usr/local/lib/systemd/system/\(product).service"
+            #expect(tree.mode("/usr/local/bin/\(product)") == 0o755, "\(product)")
+            #expect(tree.mode(unitPath) == 0o644, "\(product)")
+            let unit = try UnitFile(path: tree.path(unitPath))
+            let config = product == "keyrotd" ? "keyrotd.toml" : "gateway.toml"
+            #expect(unit.values("ExecStart") == ["/usr/local/bin/\(product) run --config /etc/keyrotd/\(config)"])
+            #expect(tree.text(unitPath) == (try Repository.text("systemd/\(product).service")), "\(product)")
+            #expect(tree.mode("/usr/local/lib/sysusers.d/\(product).conf") == 0o644, "\(product)")
+            #expect(
+                tree.text("/usr/local/lib/sysusers.d/\(product).conf")
+                    == (try Repository.text("systemd/sysusers.d/\(product).conf")), "\(product)")
+        }
         if let catalog = try? Repository.text("systemd/keyrotd.catalog") {
             #expect(tree.text("/usr/local/lib/systemd/catalog/keyrotd.catalog") == catalog)
             #expect(tree.mode("/usr/local/lib/systemd/catalog/keyrotd.catalog") == 0o644)
         }
 
-        // Man page and completions, generated from the argument parser.
-        let manual = tree.text("/usr/local/share/man/man8/keyrotd.8") ?? ""
-        #expect(manual.contains(".Dt KEYROTD 8"))
-        #expect(manual.contains("check-config"))
-        for (path, needle) in [
-            ("/usr/local/share/bash-completion/completions/keyrotd", "keyrotd"),
-            ("/usr/local/share/zsh/site-functions/_keyrotd", "#compdef keyrotd"),
-            ("/usr/local/share/fish/vendor_completions.d/keyrotd.fish", "keyrotd"),
-        ] {
-            #expect(tree.mode(path) == 0o644, "\(path)")
-            #expect(tree.text(path)?.contains(needle) == true, "\(path)")
+        // Man pages and completions, generated from the argument parsers.
+        for (product, subcommand) in [("keyrotd", "check-config"), ("keyrotd-gateway", "set-key")] {
+            let manual = tree.text("/usr/local/share/man/man8/\(product).8") ?? ""
+            #expect(manual.contains(".Dt \(product.uppercased()) 8"), "\(product)")
+            #expect(manual.contains(subcommand), "\(product)")
+            for (path, needle) in [
+                ("/usr/local/share/bash-completion/completions/\(product)", product),
+                ("/usr/local/share/zsh/site-functions/_\(product)", "#compdef \(product)"),
+                ("/usr/local/share/fish/vendor_completions.d/\(product).fish", product),
+            ] {
+                #expect(tree.mode(path) == 0o644, "\(path)")
+                #expect(tree.text(path)?.contains(needle) == true, "\(path)")
+            }
         }
 
-        // Example hooks, pristine, and the one the example configuration names.
+        // Example hooks, pristine, and the ones to use: the example configuration's and the gateway's.
         let hooks = try FileManager.default.contentsOfDirectory(atPath: repositoryRoot.appendingPathComponent("scripts/hooks").path)
         #expect(!hooks.isEmpty)
         for hook in hooks {
@@ -54,10 +66,16 @@ import Testing
         #expect(tree.mode("/etc/keyrotd") == 0o755)
         #expect(tree.mode("/etc/keyrotd/hooks.d") == 0o755)
         #expect(tree.mode("/etc/keyrotd/hooks.d/write-env-file") == 0o755)
+        #expect(tree.mode("/etc/keyrotd/hooks.d/gateway") == 0o755)
+        #expect(tree.text("/etc/keyrotd/hooks.d/gateway") == (try Repository.text("scripts/hooks/gateway")))
         #expect(tree.mode("/etc/keyrotd/keyrotd.toml") == 0o644)
         let exampleConfig = try Repository.text("etc/keyrotd/keyrotd.toml")
         #expect(tree.text("/etc/keyrotd/keyrotd.toml") == exampleConfig)
         #expect(exampleConfig.contains(#"hooks = ["/etc/keyrotd/hooks.d/write-env-file"]"#))
+        // The gateway's holds no secret (token hashes only): world-readable like keyrotd's.
+        #expect(tree.mode("/etc/keyrotd/gateway.toml") == 0o644)
+        let exampleGatewayConfig = try Repository.text("etc/keyrotd/gateway.toml")
+        #expect(tree.text("/etc/keyrotd/gateway.toml") == exampleGatewayConfig)
 
         // The manifest lists every file install owns, and none of the administrator's.
         let manifest = tree.manifest()
@@ -66,30 +84,35 @@ import Testing
         }
         #expect(!manifest.contains { $0.hasPrefix("/etc/keyrotd") })
 
-        // The installed binary runs, statically linked against the Swift runtime.
-        let help = try runTool(tree.path("/usr/local/bin/keyrotd"), ["--help"], environment: ["PATH": "/usr/bin:/bin"])
-        #expect(help.status == 0, "\(help)")
-        #expect(help.stdout.contains("check-config"))
-        let libraries = try runTool("/usr/bin/ldd", [tree.path("/usr/local/bin/keyrotd")])
-        #expect(!libraries.stdout.contains("libswiftCore"), "\(libraries)")
-        // No failpoint can be switched on in the release binary: the code reading them is not there.
-        let binary = try Data(contentsOf: URL(fileURLWithPath: tree.path("/usr/local/bin/keyrotd")))
-        #expect(binary.range(of: Data("KEYROTD_FAILPOINT".utf8)) == nil, "the release binary contains failpoint code")
+        for product in Self.products {
+            // The installed binary runs, statically linked against the Swift runtime.
+            let binaryPath = tree.path("/usr/local/bin/\(product)")
+            let help = try runTool(binaryPath, ["--help"], environment: ["PATH": "/usr/bin:/bin"])
+            #expect(help.status == 0, "\(help)")
+            #expect(help.stdout.contains("check-config"), "\(product)")
+            let libraries = try runTool("/usr/bin/ldd", [binaryPath])
+            #expect(!libraries.stdout.contains("libswiftCore"), "\(libraries)")
+            // No failpoint can be switched on in the release binary: the code reading them is not there.
+            let binary = try Data(contentsOf: URL(fileURLWithPath: binaryPath))
+            #expect(binary.range(of: Data("KEYROTD_FAILPOINT".utf8)) == nil, "the release \(product) contains failpoint code")
 
-        // The installed unit passes verify with the binary where DESTDIR put it;
-        // with MANPATH at the staged man pages its Documentation=man:keyrotd(8) resolves.
-        let copy = try scratch.write(
-            "check/keyrotd.service",
-            try UnitFile.rewritingExecStart(
-                tree.text("/usr/local/lib/systemd/system/keyrotd.service") ?? "",
-                from: "/usr/local/bin/keyrotd", to: tree.path("/usr/local/bin/keyrotd")))
-        let verify = try SystemdAnalyze.verify(copy, manPath: tree.path("/usr/local/share/man"))
-        #expect(verify.status == 0 && verify.stderr.isEmpty && verify.stdout.isEmpty, "\(verify)")
-        #expect(try SystemdAnalyze.exposure(copy) <= 1.5)
+            // The installed unit passes verify with the binary where DESTDIR put it; with
+            // MANPATH at the staged man pages its Documentation=man:PRODUCT(8) resolves.
+            let copy = try scratch.write(
+                "check/\(product).service",
+                try UnitFile.rewritingExecStart(
+                    tree.text("/usr/local/lib/systemd/system/\(product).service") ?? "",
+                    from: "/usr/local/bin/\(product)", to: binaryPath))
+            let verify = try SystemdAnalyze.verify(copy, manPath: tree.path("/usr/local/share/man"))
+            #expect(verify.status == 0 && verify.stderr.isEmpty && verify.stdout.isEmpty, "\(verify)")
+            #expect(try SystemdAnalyze.exposure(copy) <= 1.5, "\(product)")
+        }
 
         // The administrator's files: an edited config and hook, the admin key, state.
         let editedConfig = exampleConfig + "\n# edited by the administrator\n"
         try tree.write("/etc/keyrotd/keyrotd.toml", editedConfig, mode: 0o644)
+        let editedGatewayConfig = exampleGatewayConfig + "\n# edited by the administrator\n"
+        try tree.write("/etc/keyrotd/gateway.toml", editedGatewayConfig, mode: 0o644)
         let editedHook = (try Repository.text("scripts/hooks/write-env-file"))
             .replacingOccurrences(of: "ENV_DIR=/etc/keyrotd/env", with: "ENV_DIR=/srv/app/env")
         try tree.write("/etc/keyrotd/hooks.d/write-env-file", editedHook, mode: 0o755)
@@ -99,6 +122,7 @@ import Testing
         let second = try Scripts.run("install", destdir: stage, log: scratch.file("install-2.log"))
         try #require(second.status == 0, "second scripts/install failed:\n\(second.tail)")
         #expect(tree.text("/etc/keyrotd/keyrotd.toml") == editedConfig)
+        #expect(tree.text("/etc/keyrotd/gateway.toml") == editedGatewayConfig)
         #expect(tree.text("/etc/keyrotd/hooks.d/write-env-file") == editedHook)
         #expect(tree.manifest() == manifest)
 
@@ -107,9 +131,11 @@ import Testing
         #expect(
             Set(tree.regularFiles()) == [
                 "/etc/keyrotd/keyrotd.toml", "/etc/keyrotd/hooks.d/write-env-file",
+                "/etc/keyrotd/gateway.toml", "/etc/keyrotd/hooks.d/gateway",
                 "/etc/keyrotd/mistral-admin-key", "/var/lib/keyrotd/state.json",
             ])
         #expect(tree.text("/etc/keyrotd/keyrotd.toml") == editedConfig)
+        #expect(tree.text("/etc/keyrotd/gateway.toml") == editedGatewayConfig)
         #expect(tree.text("/etc/keyrotd/hooks.d/write-env-file") == editedHook)
         #expect(tree.mode("/etc/keyrotd/mistral-admin-key") == 0o600)
         #expect(!FileManager.default.fileExists(atPath: tree.path("/usr/local/share/keyrotd")))

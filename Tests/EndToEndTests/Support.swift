@@ -8,6 +8,12 @@ let keyrotdBinary: String = {
     return Bundle.main.bundleURL.appendingPathComponent("keyrotd").path
 }()
 
+/// The built `keyrotd-gateway`, next to the test bundle (or `$KEYROTD_GATEWAY_BIN`).
+let gatewayBinary: String = {
+    if let path = ProcessInfo.processInfo.environment["KEYROTD_GATEWAY_BIN"] { return path }
+    return Bundle.main.bundleURL.appendingPathComponent("keyrotd-gateway").path
+}()
+
 typealias Outcome = ToolRun
 
 /// `KEYROTD_LONG_TESTS=1` (`scripts/test --long`): the long versions of the crash,

@@ -2,18 +2,18 @@ import Foundation
 import TestSupport
 import Testing
 
-/// The shipped unit, checked offline by the real `systemd-analyze` (never systemd
+/// The shipped units, checked offline by the real `systemd-analyze` (never systemd
 /// itself): `verify` must print nothing, and `security --offline=yes` must rate
-/// the sandbox at most 1.5 of 10.
+/// each sandbox at most 1.5 of 10.
 @Suite struct UnitFileTests {
-    static let unit = repositoryRoot.appendingPathComponent("systemd/keyrotd.service").path
-    static let sysusers = repositoryRoot.appendingPathComponent("systemd/sysusers.d/keyrotd.conf").path
+    static let unit = ShippedUnit.keyrotd.path
 
-    @Test func verifyPrintsNothing() throws {
+    @Test(arguments: ShippedUnit.all)
+    func verifyPrintsNothing(_ shipped: ShippedUnit) throws {
         let scratch = try Scratch()
         defer { scratch.remove() }
         // verify checks that ExecStart='s binary exists: point it at the built one.
-        let unit = try scratch.write("keyrotd.service", try UnitFile.shipped(execStart: keyrotdBinary))
+        let unit = try scratch.write(shipped.fileName, try shipped.text(execStart: shipped.binary))
         let result = try SystemdAnalyze.verify(unit)
         #expect(result.status == 0, "\(result)")
         // verify exits 0 on unknown keys and bad values; only stderr tells.
@@ -22,20 +22,22 @@ import Testing
     }
 
     /// Guards the test above: the same check does see a misspelt key.
-    @Test func verifyReportsAMisspeltKey() throws {
+    @Test(arguments: ShippedUnit.all)
+    func verifyReportsAMisspeltKey(_ shipped: ShippedUnit) throws {
         let scratch = try Scratch()
         defer { scratch.remove() }
-        let text = try UnitFile.shipped(execStart: keyrotdBinary).replacingOccurrences(
+        let text = try shipped.text(execStart: shipped.binary).replacingOccurrences(
             of: "\nNotifyAccess=main\n", with: "\nNotifyAcess=main\n")
-        let unit = try scratch.write("keyrotd.service", text)
+        let unit = try scratch.write(shipped.fileName, text)
         let result = try SystemdAnalyze.verify(unit)
         #expect(result.stderr.contains("NotifyAcess"), "\(result)")
     }
 
-    @Test func securityExposureIsAtMost1point5() throws {
+    @Test(arguments: ShippedUnit.all)
+    func securityExposureIsAtMost1point5(_ shipped: ShippedUnit) throws {
         let scratch = try Scratch()
         defer { scratch.remove() }
-        let unit = try scratch.write("keyrotd.service", try UnitFile.shipped(execStart: keyrotdBinary))
+        let unit = try scratch.write(shipped.fileName, try shipped.text(execStart: shipped.binary))
         let exposure = try SystemdAnalyze.exposure(unit)
         #expect(exposure <= 1.5)
     }
@@ -75,10 +77,102 @@ import Testing
         #expect(config.contains("admin_key_credential = \"mistral-admin-key\""))
     }
 
-    @Test func sysusersCreatesTheUnitsUserWithTheStateDirectoryAsHome() throws {
-        let lines = try String(contentsOfFile: Self.sysusers, encoding: .utf8)
+    /// The gateway's settings the README, the hook and the gateway's own code rely on.
+    @Test func gatewayUnitKeepsItsContract() throws {
+        let unit = try UnitFile(path: ShippedUnit.gateway.path)
+        let expected: [(String, String)] = [
+            ("Type", "notify"), ("NotifyAccess", "main"),
+            ("ExecStart", "/usr/local/bin/keyrotd-gateway run --config /etc/keyrotd/gateway.toml"),
+            ("ExecReload", "/bin/kill -HUP $MAINPID"),
+            // The gateway pings at half of WATCHDOG_USEC.
+            ("WatchdogSec", "30s"), ("Restart", "on-failure"), ("RestartSec", "5s"),
+            ("RestartPreventExitStatus", "78"), ("TimeoutStopSec", "30s"),
+            ("User", "keyrotd-gateway"), ("Group", "keyrotd-gateway"),
+            ("StateDirectory", "keyrotd-gateway"), ("StateDirectoryMode", "0700"),
+            // keyrotd's user must reach the admin socket; the gateway checks SO_PEERCRED.
+            ("RuntimeDirectory", "keyrotd-gateway"), ("RuntimeDirectoryMode", "0755"),
+            ("UMask", "0077"), ("LimitCORE", "0"), ("Environment", "SWIFT_BACKTRACE=enable=no"),
+            ("MemorySwapMax", "0"), ("PrivateIPC", "yes"),
+            ("ProtectSystem", "strict"), ("NoNewPrivileges", "yes"), ("MemoryDenyWriteExecute", "yes"),
+            ("RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6"),
+            ("SystemCallErrorNumber", "EPERM"),
+            ("WantedBy", "multi-user.target"),
+        ]
+        for (key, value) in expected {
+            #expect(unit.values(key) == [value], "\(key)=")
+        }
+        #expect(unit.values("SystemCallFilter") == ["@system-service", "~@privileged @resources"])
+        #expect(unit.values("CapabilityBoundingSet") == [""])
+        #expect(unit.values("AmbientCapabilities") == [""])
+        // SO_PEERCRED must see real user ids: no private user namespace.
+        #expect(unit.values("PrivateUsers").isEmpty)
+        // Nothing that could stop keyrotd when the gateway fails, or the other way round.
+        for key in ["Requires", "BindsTo", "PartOf", "Requisite"] {
+            #expect(unit.values(key).isEmpty, "\(key)=")
+        }
+    }
+
+    /// The gateway hook, the gateway's unit and its example configuration name the
+    /// same admin socket, and keyrotd's sandbox lets the hook connect to it: a Unix
+    /// socket needs AF_UNIX and a visible path, not a writable one (connect() on a
+    /// read-only mount works, as every sandboxed service's journal socket shows).
+    @Test func keyrotdsHookCanReachTheGatewaysAdminSocket() throws {
+        let keyrotd = try UnitFile(path: ShippedUnit.keyrotd.path)
+        let gateway = try UnitFile(path: ShippedUnit.gateway.path)
+        let socket = "/run/\(try #require(gateway.values("RuntimeDirectory").first))/admin.sock"
+        let hook = try Repository.text("scripts/hooks/gateway")
+        #expect(hook.contains("\nSOCKET=\(socket)\n"))
+        let config = try Repository.text("etc/keyrotd/gateway.toml")
+        #expect(config.contains("admin_socket = \"\(socket)\""))
+        // keyrotd's user is admitted by the example configuration, and can traverse the directory.
+        #expect(config.contains(#"admin_users = ["\#(try #require(keyrotd.values("User").first))"]"#))
+        let mode = try #require(gateway.values("RuntimeDirectoryMode").first.flatMap { Int($0, radix: 8) })
+        #expect(mode & 0o001 != 0)
+        // keyrotd's sandbox: AF_UNIX allowed, /run neither hidden nor replaced.
+        #expect(keyrotd.values("RestrictAddressFamilies").allSatisfy { $0.split(separator: " ").contains("AF_UNIX") })
+        for key in ["InaccessiblePaths", "TemporaryFileSystem", "RootDirectory", "RootImage", "PrivateNetwork"] {
+            #expect(keyrotd.values(key).allSatisfy { !$0.contains("/run") && $0 != "yes" }, "\(key)=")
+        }
+        // set-key's default is the same socket.
+        let help = try runTool(ShippedUnit.gateway.binary, ["set-key", "--help"], environment: ["PATH": "/usr/bin:/bin"])
+        let words = help.stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        #expect(words.contains("--socket <path> The gateway's admin socket. (default: \(socket))"), "\(help)")
+    }
+
+    @Test(arguments: ShippedUnit.all)
+    func sysusersCreatesTheUnitsUserWithTheStateDirectoryAsHome(_ shipped: ShippedUnit) throws {
+        let lines = try String(contentsOfFile: shipped.sysusers, encoding: .utf8)
             .split(separator: "\n").filter { !$0.hasPrefix("#") && !$0.trimmingCharacters(in: .whitespaces).isEmpty }
-        #expect(lines == [#"u keyrotd - "keyrotd key rotation daemon" /var/lib/keyrotd"#])
+        #expect(lines.map(String.init) == [shipped.sysusersLine])
+        let unit = try UnitFile(path: shipped.path)
+        #expect(unit.values("User") == [shipped.name])
+        #expect(unit.values("StateDirectory") == [shipped.name])
+    }
+}
+
+/// A unit file in systemd/, its sysusers.d file and the built binary it starts.
+struct ShippedUnit: Sendable, CustomTestStringConvertible {
+    var name: String
+    var binary: String
+    var sysusersLine: String
+
+    static let keyrotd = ShippedUnit(
+        name: "keyrotd", binary: keyrotdBinary,
+        sysusersLine: #"u keyrotd - "keyrotd key rotation daemon" /var/lib/keyrotd"#)
+    static let gateway = ShippedUnit(
+        name: "keyrotd-gateway", binary: gatewayBinary,
+        sysusersLine: #"u keyrotd-gateway - "keyrotd-gateway API gateway" /var/lib/keyrotd-gateway"#)
+    static let all = [keyrotd, gateway]
+
+    var fileName: String { "\(name).service" }
+    var path: String { repositoryRoot.appendingPathComponent("systemd/\(fileName)").path }
+    var sysusers: String { repositoryRoot.appendingPathComponent("systemd/sysusers.d/\(name).conf").path }
+    var testDescription: String { fileName }
+
+    /// The shipped unit's text with ExecStart='s binary replaced by `binary`.
+    func text(execStart binary: String) throws -> String {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        return try UnitFile.rewritingExecStart(text, from: "/usr/local/bin/\(name)", to: binary)
     }
 }
 
@@ -96,12 +190,6 @@ struct UnitFile {
 
     func values(_ key: String) -> [String] {
         lines.filter { $0.key == key }.map(\.value)
-    }
-
-    /// The shipped unit's text with ExecStart='s binary replaced by `execStart`.
-    static func shipped(execStart binary: String) throws -> String {
-        let text = try String(contentsOfFile: UnitFileTests.unit, encoding: .utf8)
-        return try rewritingExecStart(text, from: "/usr/local/bin/keyrotd", to: binary)
     }
 
     static func rewritingExecStart(_ text: String, from old: String, to new: String) throws -> String {
