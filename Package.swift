@@ -133,6 +133,18 @@ let package = Package(
             name: "keyrotd-bench",
             dependencies: ["KeyRotation", "KeyRotationAdapters"]
         ),
+        // The gateway's benchmarks (scripts/bench gateway): a fast stand-in upstream and a
+        // load generator on SwiftNIO, so neither is what limits the figures. keyrotd and
+        // keyrotd-bench do not link NIO.
+        .executableTarget(
+            name: "keyrotd-gateway-bench",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
         .testTarget(name: "KeyRotationTests", dependencies: ["KeyRotation"]),
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore", "KeyRotation"]),
         // Shared by the test targets: scratch directories, the local server process.
