@@ -35,8 +35,8 @@ struct SetKey: AsyncParsableCommand {
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
-        var input: [UInt8] = []
-        while input.count <= 16 << 10, let byte = readByte() { input.append(byte) }
+        // One byte past the limit tells a too-long secret from one that fits.
+        var input = Array(FileHandle.standardInput.readData(ofLength: (16 << 10) + 1))
         while let last = input.last, last == 0x0A || last == 0x0D { input.removeLast() }
         guard !input.isEmpty, input.count <= 16 << 10, let text = String(validating: input, as: UTF8.self),
             !text.contains(where: { $0.isWhitespace || $0.isNewline })
@@ -54,15 +54,5 @@ struct SetKey: AsyncParsableCommand {
             throw ExitCode(error.exitCode)
         }
         print("keyrotd-gateway: \(key) now uses \(keyID ?? "the new key")\(generation.map { " (generation \($0))" } ?? "")")
-    }
-
-    private func readByte() -> UInt8? {
-        var byte: UInt8 = 0
-        while true {
-            let count = read(STDIN_FILENO, &byte, 1)
-            if count == 1 { return byte }
-            if count < 0, errno == EINTR { continue }
-            return nil
-        }
     }
 }

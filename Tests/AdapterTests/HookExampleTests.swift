@@ -17,12 +17,6 @@ import Testing
 
     static let examples = ["write-env-file", "systemd-credential", "kubernetes-secret", "vault-kv", "gateway"]
 
-    /// The built `keyrotd-gateway`, next to the test bundle (or `$KEYROTD_GATEWAY_BIN`).
-    static let gatewayBinary: String = {
-        if let path = ProcessInfo.processInfo.environment["KEYROTD_GATEWAY_BIN"] { return path }
-        return Bundle.main.bundleURL.appendingPathComponent("keyrotd-gateway").path
-    }()
-
     /// A copy of the example with each `NAME=value` configuration line replaced.
     private func copy(_ example: String, into fixture: HookFixture, configuring settings: [String: String]) throws
         -> String
@@ -181,7 +175,7 @@ import Testing
         let fixture = try HookFixture()
         let admin = try AdminSocketStandIn(socket: fixture.file("admin.sock"), record: fixture.file("request.json"))
         defer { admin.stop() }
-        let hook = try copy("gateway", into: fixture, configuring: ["SOCKET": admin.socket, "GATEWAY": Self.gatewayBinary])
+        let hook = try copy("gateway", into: fixture, configuring: ["SOCKET": admin.socket, "GATEWAY": gatewayBinary])
         let outcome = await fixture.runner().run(deploy(hook), provider: "mistral", timeout: .seconds(20))
         #expect(outcome == .succeeded, "\(fixture.recorder.lines("stderr"))")
         let request = try #require(
@@ -227,7 +221,7 @@ import Testing
     @Test func gatewayFailsWhenNobodyListensOnTheAdminSocket() async throws {
         let fixture = try HookFixture()
         let socket = try AdminSocketStandIn.bindOnly(fixture.file("admin.sock"))
-        let hook = try copy("gateway", into: fixture, configuring: ["SOCKET": socket, "GATEWAY": Self.gatewayBinary])
+        let hook = try copy("gateway", into: fixture, configuring: ["SOCKET": socket, "GATEWAY": gatewayBinary])
         let outcome = await fixture.runner().run(deploy(hook), provider: "mistral", timeout: .seconds(20))
         #expect(outcome.failure?.code == "hook_exit_69")
         let stderr = fixture.recorder.lines("stderr")

@@ -200,42 +200,6 @@ struct UnitFile {
 }
 
 /// The result of a finished tool run.
-struct ToolRun: CustomStringConvertible {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-
-    var description: String { "exit \(status)\n--- stdout\n\(stdout)--- stderr\n\(stderr)" }
-}
-
-/// Runs `executable` to completion, stdin from /dev/null. Output goes through
-/// files, so a chatty tool cannot fill a pipe and stall.
-func runTool(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> ToolRun {
-    let scratch = try Scratch()
-    defer { scratch.remove() }
-    let outPath = try scratch.write("stdout", "")
-    let errPath = try scratch.write("stderr", "")
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    if let environment { process.environment = environment }
-    let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-    let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-    defer {
-        try? out.close()
-        try? err.close()
-    }
-    process.standardInput = FileHandle.nullDevice
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    process.waitUntilExit()
-    return ToolRun(
-        status: process.terminationStatus,
-        stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
-        stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
-}
-
 /// systemd's offline unit checks. A machine without `systemd-analyze` fails the
 /// tests that need it: `scripts/setup` installs it (Debian package `systemd`).
 enum SystemdAnalyze {

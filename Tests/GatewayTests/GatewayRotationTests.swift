@@ -3,16 +3,9 @@ import Glibc
 import TestSupport
 import Testing
 
-let keyrotdBinary: String = {
-    if let path = ProcessInfo.processInfo.environment["KEYROTD_BIN"] { return path }
-    return Bundle.main.bundleURL.appendingPathComponent("keyrotd").path
-}()
-
 /// keyrotd rotates the gateway's upstream key every few seconds, through the shipped
 /// gateway hook, while consumers stream: they never notice.
 @Suite(.serialized) struct GatewayRotationTests {
-    static let longTests = ProcessInfo.processInfo.environment["KEYROTD_LONG_TESTS"] == "1"
-
     /// The shipped hook with its socket line pointed at the fixture's admin socket.
     static func gatewayHook(_ fixture: GatewayFixture) throws -> String {
         let shipped = try String(
@@ -62,15 +55,9 @@ let keyrotdBinary: String = {
         let keyrotdConfig = try fixture.scratch.write("keyrotd.toml", text)
         // Every secret the server issues from now on starts with a sentinel: wherever it
         // shows below, a secret leaked (scripts/test also looks for it in all test output).
-        let sentinel = "SENTINEL" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(20)
-        _ = try await fixture.server.control(.post, "/_control/options", ["secret_prefix": sentinel])
-        if let path = ProcessInfo.processInfo.environment["KEYROTD_TEST_SENTINELS"], !path.isEmpty,
-            let handle = FileHandle(forWritingAtPath: path)
-        {
-            handle.seekToEndOfFile()
-            handle.write(Data((sentinel + "\n").utf8))
-            try? handle.close()
-        }
+        let sentinel = Sentinel()
+        sentinel.record()
+        _ = try await fixture.server.control(.post, "/_control/options", ["secret_prefix": sentinel.text])
         let keyrotd = try ChildProcess(
             keyrotdBinary, ["run", "--config", keyrotdConfig],
             environment: ["PATH": "/usr/bin:/bin", "TZ": "UTC", "SWIFT_BACKTRACE": "enable=no"],
@@ -79,7 +66,7 @@ let keyrotdBinary: String = {
         #expect(try await waitFor(seconds: 30) { (try? fixture.roleStatus("analyst"))?["upstream_key_generation"] != nil })
         _ = try await fixture.server.control(.post, "/_control/options", ["completion_tokens": 20, "tokens_per_second": 100])
 
-        let seconds: Double = Self.longTests ? 60 : 20
+        let seconds: Double = longTests ? 60 : 20
         let start = Date()
         let stop = StopFlag()
         async let load = fixture.streamLoad(consumers: 50, client: "alice") { stop.isSet }
@@ -113,8 +100,8 @@ let keyrotdBinary: String = {
                 places["/proc/gateway/\(file)"] = (try? String(contentsOfFile: "/proc/\(pid)/\(file)", encoding: .utf8)) ?? ""
             }
         }
-        for (place, text) in places { #expect(!text.contains(sentinel), "a secret leaked into \(place)") }
+        for (place, text) in places { #expect(!sentinel.occurs(in: Array(text.utf8)), "a secret leaked into \(place)") }
         let keysFile = try String(contentsOfFile: fixture.scratch.file("state/keys.state"), encoding: .utf8)
-        #expect(keysFile.contains(sentinel), "the sentinel did not reach the gateway: the check above proves nothing")
+        #expect(sentinel.occurs(in: Array(keysFile.utf8)), "the sentinel did not reach the gateway: the check above proves nothing")
     }
 }

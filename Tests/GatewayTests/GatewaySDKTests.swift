@@ -8,7 +8,7 @@ import Testing
     static let python = "/opt/keyrotd-test-venv/bin/python"
     static let script = repositoryRoot.appendingPathComponent("Tests/GatewaySDK/sdk_check.py").path
 
-    func runChecks(_ fixture: GatewayFixture, client: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    func runChecks(_ fixture: GatewayFixture, client: String, _ arguments: [String]) throws -> ToolRun {
         let tokenFile = try fixture.scratch.write("token-\(client)", (fixture.tokens[client] ?? "") + "\n", mode: 0o600)
         let result = try runTool(
             Self.python, [Self.script] + arguments,

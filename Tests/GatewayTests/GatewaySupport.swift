@@ -9,11 +9,6 @@ import NIOPosix
 import TestSupport
 import Testing
 
-let gatewayBinary: String = {
-    if let path = ProcessInfo.processInfo.environment["KEYROTD_GATEWAY_BIN"] { return path }
-    return Bundle.main.bundleURL.appendingPathComponent("keyrotd-gateway").path
-}()
-
 /// A TCP port nobody listens on right now (bound to port 0, then released).
 func freePort() throws -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -194,7 +189,7 @@ final class GatewayFixture: @unchecked Sendable {
 
     /// Runs `keyrotd-gateway set-key NAME` with the secret on stdin (never in argv).
     func setKey(_ name: String, secret: String, keyID: String?, generation: Int?, socket: String? = nil) throws
-        -> (status: Int32, output: String)
+        -> ToolRun
     {
         var environment = ["PATH": "/usr/bin:/bin"]
         if let keyID { environment["KEYROTD_KEY_ID"] = keyID }
@@ -243,27 +238,6 @@ final class GatewayFixture: @unchecked Sendable {
 struct FixtureError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
-}
-
-/// Runs a tool to completion with `stdin`, returning its status and merged output.
-func runTool(_ executable: String, _ arguments: [String], stdin: String = "", environment: [String: String]) throws
-    -> (status: Int32, output: String)
-{
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    process.environment = environment
-    let input = Pipe()
-    let output = Pipe()
-    process.standardInput = input
-    process.standardOutput = output
-    process.standardError = output
-    try process.run()
-    input.fileHandleForWriting.write(Data(stdin.utf8))
-    try input.fileHandleForWriting.close()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }
 
 /// A chat request body.

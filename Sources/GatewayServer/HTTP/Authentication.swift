@@ -62,11 +62,3 @@ enum Authentication {
         GatewayErrorResponse(status: 401, message: message, type: "authentication_error", code: "unauthorized")
     }
 }
-
-extension Substring {
-    fileprivate func trimmingPrefix(while predicate: (Character) -> Bool) -> Substring {
-        var rest = self
-        while let first = rest.first, predicate(first) { rest = rest.dropFirst() }
-        return rest
-    }
-}
